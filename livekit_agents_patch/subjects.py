@@ -1,0 +1,79 @@
+"""The subjects scenarios run against: the vendored reference, or the installed livekit-agents."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from .reference.voice import events, speech_handle
+
+
+@dataclass(frozen=True)
+class Classes:
+    """A subject given by its ``SpeechHandle`` and ``RunContext`` classes."""
+
+    name: str
+    speech_handle: type[Any]
+    run_context: type[Any]
+    interrupted_error: type[BaseException]
+    timeout: float | None
+    upstream: bool = False
+    """Upstream's constructors: ``SpeechHandle.create()``, ``RunContext(session=...)``."""
+
+    def new_handle(self, allow_interruptions: bool) -> Any:
+        if self.upstream:
+            return self.speech_handle.create(allow_interruptions=allow_interruptions)
+        return self.speech_handle(speech_id="speech_test", allow_interruptions=allow_interruptions)
+
+    def new_run_context(self, handle: Any, step: int) -> Any:
+        if self.upstream:
+            # a tool's context; the wait uses only the handle and the step
+            ctx = self.run_context(speech_handle=handle, session=_NoSession(), function_call=None)
+        else:
+            ctx = self.run_context(speech_handle=handle)
+        ctx._initial_step_idx = step
+        return ctx
+
+
+def vendored(
+    speech_handle_cls: type[Any] = speech_handle.SpeechHandle,
+    run_context_cls: type[Any] = events.RunContext,
+    name: str = "vendored reference",
+) -> Classes:
+    return Classes(
+        name=name,
+        speech_handle=speech_handle_cls,
+        run_context=run_context_cls,
+        interrupted_error=speech_handle.SpeechInterruptedError,
+        timeout=speech_handle.INTERRUPTION_TIMEOUT,
+    )
+
+
+class _NoSession:
+    """A session stand-in: RunContext's constructor reads a few of its attributes."""
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
+class _NeverRaised(Exception):
+    """Stands for ``SpeechInterruptedError`` on a stock install, which has none."""
+
+
+def installed() -> Classes:
+    """The livekit-agents importable here, patched or not."""
+    from importlib.metadata import version
+
+    handles = importlib.import_module("livekit.agents.voice.speech_handle")
+    contexts = importlib.import_module("livekit.agents.voice.events")
+    patched = hasattr(handles, "SpeechInterruptedError")
+    return Classes(
+        name=f"livekit-agents {version('livekit-agents')} ({'patched' if patched else 'stock'}) "
+        f"at {handles.__file__}",
+        speech_handle=handles.SpeechHandle,
+        run_context=contexts.RunContext,
+        interrupted_error=getattr(handles, "SpeechInterruptedError", _NeverRaised),
+        timeout=getattr(handles, "INTERRUPTION_TIMEOUT", None),
+        upstream=True,
+    )
