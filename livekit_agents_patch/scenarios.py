@@ -260,10 +260,11 @@ class _Run:
 
     def interrupt(self, force: bool) -> str | None:
         model = self.model
-        refused = not force and not model.allow_interruptions
+        forceable = _accepts(self.handle.interrupt, "force")  # 1.2.x cannot force
+        refused = not (force and forceable) and not model.allow_interruptions
         takes_effect = not refused and not model.done and not model.interrupted
         try:
-            if _accepts(self.handle.interrupt, "force"):
+            if forceable:
                 self.handle.interrupt(force=force)
             else:
                 self.handle.interrupt()
@@ -308,9 +309,9 @@ class _Run:
         elif isinstance(event, MarkDone):
             if model.done:
                 return "skipped: the speech is already done"
-            handle._mark_done()
+            note = self.mark_done()
             self.end_speech(self.mark("mark done"))
-            return None
+            return note
         elif isinstance(event, Advance):
             deadline = model.deadline
             await asyncio.sleep(event.seconds)
@@ -324,6 +325,17 @@ class _Run:
             return self.cancel(event.waiter)
         self.decide_all(self.mark(_describe(event)))
         return note
+
+    def mark_done(self) -> str | None:
+        try:
+            self.handle._mark_done()
+        except RuntimeError:
+            # 1.2.2-1.2.6 end the current step unconditionally and raise when there is none,
+            # after the speech is marked done
+            if self.model.generations or not self.handle.done():
+                raise
+            return "this release's _mark_done raised RuntimeError: no step to end"
+        return None
 
     def cancel(self, index: int) -> str | None:
         if not self.waiters:
@@ -520,7 +532,7 @@ class _Run:
         self.check()
         if not self.model.done:
             self.log(f"teardown: mark done, then {PROMPT_YIELDS} loop yields")
-            self.handle._mark_done()
+            self.mark_done()
             self.end_speech(self.mark("teardown's mark done"))
             await self.pass_turns(PROMPT_YIELDS)
             self.check()
@@ -559,11 +571,18 @@ def _describe(event: Event) -> str:
 def run_scenario(subject: Subject, scenario: Scenario) -> None:
     """Run one scenario on a fresh virtual-clock loop; raise ``PropertyViolation`` if it fails."""
     loop = looptime.new_event_loop(start=0.0)
-    try:
 
-        async def main() -> None:
+    async def main() -> None:
+        try:
             await _Run(subject, scenario).run()
+        finally:  # a violation leaves waiters behind: end them before the loop closes
+            current = asyncio.current_task()
+            leftovers = [t for t in asyncio.all_tasks() if t is not current]
+            for task in leftovers:
+                task.cancel()
+            await asyncio.gather(*leftovers, return_exceptions=True)
 
+    try:
         loop.run_until_complete(main())
     finally:
         loop.close()

@@ -57,7 +57,7 @@ class _NoSession:
         return None
 
 
-class _NeverRaised(Exception):
+class NeverRaised(Exception):
     """Stands for ``SpeechInterruptedError`` on a stock install, which has none."""
 
 
@@ -73,7 +73,7 @@ def installed() -> Classes:
         f"at {handles.__file__}",
         speech_handle=handles.SpeechHandle,
         run_context=contexts.RunContext,
-        interrupted_error=getattr(handles, "SpeechInterruptedError", _NeverRaised),
+        interrupted_error=getattr(handles, "SpeechInterruptedError", NeverRaised),
         timeout=getattr(handles, "INTERRUPTION_TIMEOUT", None),
         upstream=True,
     )

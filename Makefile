@@ -1,0 +1,64 @@
+# Everything installs itself: a fresh machine needs only python3 (3.11), pip, git and make.
+PYTHON ?= python3
+VENVS := .venvs
+DEV := $(VENVS)/dev/bin/python
+# releases whose real package the suite runs: the oldest supported, 1.3.12 and the newest
+OLDEST := 1.2.2
+RELEASES := $(OLDEST) 1.3.12 1.8.9
+NEWEST := 1.8.9
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: test lint unit real matrix index deep demo bench e2e-report upstream-pr venvs clean
+
+test: lint unit real
+
+$(VENVS)/dev/.ok: pyproject.toml
+	$(PYTHON) -m venv $(VENVS)/dev
+	$(DEV) -m pip install $(PIP_QUIET) -e '.[dev]'
+	touch $@
+
+# one venv per release: stock livekit-agents in site-packages, and beside it `patched/`, a copy
+# of its livekit/agents with the patch applied by our own `apply` (put first on PYTHONPATH)
+$(VENVS)/lk-%/.ok: pyproject.toml patches/index.json patches/*.patch
+	rm -rf $(VENVS)/lk-$*
+	$(PYTHON) -m venv $(VENVS)/lk-$*
+	$(VENVS)/lk-$*/bin/python -m pip install $(PIP_QUIET) 'livekit-agents==$*' httpx
+	$(VENVS)/lk-$*/bin/python -m pip install $(PIP_QUIET) -e '.[dev]'
+	$(VENVS)/lk-$*/bin/python tests/support/overlay.py $(VENVS)/lk-$*/patched
+	touch $@
+
+venvs:
+	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/.ok)
+
+lint: $(VENVS)/dev/.ok
+	$(DEV) -m ruff format --check .
+	$(DEV) -m ruff check .
+	$(DEV) -m mypy livekit_agents_patch tests
+
+# the vendored reference, its negative controls, the patch files, the matrix and the CLI
+unit: $(VENVS)/dev/.ok
+	$(DEV) -m pytest -q tests
+
+# the same properties and the end-to-end scenario on each real release, stock and patched
+real: venvs
+	@set -e; for r in $(RELEASES); do \
+	  echo "== livekit-agents $$r, stock"; \
+	  $(VENVS)/lk-$$r/bin/python -m pytest -q -p no:cacheprovider tests/test_contract.py tests/e2e --expect stock; \
+	  echo "== livekit-agents $$r, patched"; \
+	  PYTHONPATH=$(VENVS)/lk-$$r/patched $(VENVS)/lk-$$r/bin/python -m pytest -q \
+	    -p no:cacheprovider tests/test_contract.py tests/e2e --expect patched; \
+	done
+
+matrix: $(VENVS)/dev/.ok
+	$(DEV) -m livekit_agents_patch.matrix --pypi
+
+index: $(VENVS)/dev/.ok
+	$(DEV) -m livekit_agents_patch.matrix --write-index
+
+deep: $(VENVS)/dev/.ok
+	HYPOTHESIS_PROFILE=deep $(DEV) -m pytest -q tests/test_contract.py
+
+-include mk/*.mk
+
+clean:
+	rm -rf $(VENVS) .cache .hypothesis .mypy_cache .ruff_cache .pytest_cache

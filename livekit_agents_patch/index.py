@@ -1,0 +1,77 @@
+"""The one index of the patches: which patch serves which release, and the files' hashes.
+
+``patches/index.json`` is written by ``make index`` (``python -m livekit_agents_patch.matrix
+--write-index``) from the real wheels; every tool and test reads it through this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+TARGETS = ("livekit/agents/voice/speech_handle.py", "livekit/agents/voice/events.py")
+"""The files the patch changes, relative to site-packages."""
+
+STRIP = 1
+"""Path components to strip from the patch's paths (after ``a/``) for site-packages."""
+
+
+def patches_dir() -> Path:
+    """``patches/`` shipped in the wheel, or the repository's when run from a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "patches", here.parent / "patches"):
+        if (candidate / "index.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no patches/index.json next to {here}")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    patch: str | None
+    """The patch file's name; ``None`` when unsupported."""
+    unsupported: str | None
+    pristine: dict[str, str]
+    patched: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Index:
+    data: dict[str, Any]
+
+    @property
+    def releases(self) -> dict[str, Release]:
+        out = {}
+        for version, entry in self.data["releases"].items():
+            files = entry.get("files", {})
+            out[version] = Release(
+                version=version,
+                patch=entry.get("patch"),
+                unsupported=entry.get("unsupported"),
+                pristine={path: h["pristine"] for path, h in files.items()},
+                patched={path: h["patched"] for path, h in files.items()},
+            )
+        return out
+
+    def supported(self) -> list[str]:
+        return [v for v, r in self.releases.items() if r.patch is not None]
+
+    def patch_text(self, name: str) -> str:
+        return (patches_dir() / name).read_text(encoding="utf-8")
+
+
+@cache
+def load() -> Index:
+    return Index(json.loads((patches_dir() / "index.json").read_text(encoding="utf-8")))

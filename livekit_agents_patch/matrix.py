@@ -1,0 +1,208 @@
+"""The version matrix: does each release's patch apply exactly, reverse exactly, and compile?
+
+Wheels come from ``pip download --no-deps`` and are cached under ``.cache/wheels``. With
+``--write-index`` this writes ``patches/index.json``; otherwise it checks the index against the
+wheels and exits non-zero on any difference (``make matrix``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import applier
+from .index import STRIP, TARGETS, load, patches_dir, sha256, version_key
+
+PACKAGE = "livekit-agents"
+FIRST_LINE = "1.2.0"
+"""Releases from here on are listed; ``RunContext.wait_for_playout`` appears in 1.2.2."""
+
+CACHE = Path(".cache/wheels")
+
+
+def pypi_versions() -> list[str]:
+    """Every final release of livekit-agents from ``FIRST_LINE`` on, as pip lists them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "index", "versions", PACKAGE],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"Available versions: (.*)", out)
+    if not match:
+        raise RuntimeError(f"unexpected output from pip index versions: {out!r}")
+    versions = [v.strip() for v in match.group(1).split(",")]
+    finals = [v for v in versions if re.fullmatch(r"\d+(\.\d+)*", v)]
+    return sorted((v for v in finals if version_key(v) >= version_key(FIRST_LINE)), key=version_key)
+
+
+def wheel(version: str, cache: Path = CACHE) -> Path:
+    """The release's wheel, downloaded once into ``cache``."""
+    name = f"livekit_agents-{version}-py3-none-any.whl"
+    path = cache / name
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+            + ["-d", str(cache), f"{PACKAGE}=={version}"],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def read_targets(wheel_path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(wheel_path) as archive:
+        return {path: archive.read(path) for path in TARGETS}
+
+
+@dataclass
+class Result:
+    version: str
+    patch: str | None = None
+    applies: bool = False
+    reverses: bool = False
+    compiles: bool = False
+    reason: str | None = None
+    hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.applies and self.reverses and self.compiles
+
+
+def patch_files(files: dict[str, bytes], patch_text: str) -> dict[str, bytes]:
+    """The patched bytes of every file the patch touches; raise ``PatchError`` on any hunk."""
+    out = {}
+    for patched_file in applier.parse(patch_text):
+        path = applier.target_path(patched_file, STRIP)
+        if path not in files:
+            raise applier.PatchError(f"the patch changes {path}, which is not a target file")
+        text, _ = applier.apply_file(files[path].decode("utf-8"), patched_file)
+        out[path] = text.encode("utf-8")
+    return out
+
+
+def unpatch_files(files: dict[str, bytes], patch_text: str) -> dict[str, bytes]:
+    out = {}
+    for patched_file in applier.parse(patch_text):
+        path = applier.target_path(patched_file, STRIP)
+        text, _ = applier.apply_file(files[path].decode("utf-8"), patched_file, reverse=True)
+        out[path] = text.encode("utf-8")
+    return out
+
+
+def check_release(version: str, files: dict[str, bytes], patch_names: list[str]) -> Result:
+    """Try each patch in turn; the first that applies, reverses and compiles serves."""
+    result = Result(version)
+    if b"def wait_for_playout" not in files["livekit/agents/voice/events.py"]:
+        result.reason = "no RunContext.wait_for_playout in this release (it appears in 1.2.2)"
+        return result
+    errors = []
+    for name in patch_names:
+        text = (patches_dir() / name).read_text(encoding="utf-8")
+        try:
+            patched = patch_files(files, text)
+        except applier.PatchError as e:
+            errors.append(f"{name}: {e}")
+            continue
+        result.patch, result.applies = name, True
+        result.reverses = unpatch_files(patched, text) == files
+        try:
+            for path, data in patched.items():
+                compile(data, path, "exec")
+            result.compiles = True
+        except SyntaxError as e:
+            result.reason = f"patched {e.filename} does not compile: {e}"
+        result.hashes = {
+            path: {"pristine": sha256(files[path]), "patched": sha256(patched[path])}
+            for path in TARGETS
+        }
+        return result
+    result.reason = "; ".join(errors)
+    return result
+
+
+def run(versions: list[str], patch_names: list[str]) -> list[Result]:
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        wheels = list(pool.map(wheel, versions))
+    return [check_release(v, read_targets(w), patch_names) for v, w in zip(versions, wheels)]
+
+
+def index_data(results: list[Result], patch_names: list[str]) -> dict[str, object]:
+    served = {}
+    for name in patch_names:
+        versions = [r.version for r in results if r.patch == name and r.ok]
+        served[name] = {"first": versions[0], "last": versions[-1]} if versions else None
+    releases: dict[str, object] = {}
+    for r in results:
+        if r.ok:
+            releases[r.version] = {"patch": r.patch, "files": r.hashes}
+        else:
+            releases[r.version] = {"unsupported": r.reason or "the patch does not round-trip"}
+    return {
+        "bug": "livekit/agents#5359",
+        "package": PACKAGE,
+        "strip": STRIP,
+        "targets": list(TARGETS),
+        "patches": served,
+        "releases": releases,
+    }
+
+
+def table(results: list[Result]) -> str:
+    rows = [f"{'release':<9} {'patch':<52} applies reverses compiles"]
+    for r in results:
+        mark = {True: "yes", False: "no"}
+        rows.append(
+            f"{r.version:<9} {r.patch or '-':<52} {mark[r.applies]:<7} {mark[r.reverses]:<8} "
+            f"{mark[r.compiles]}" + (f"   ({r.reason})" if r.reason else "")
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.matrix")
+    parser.add_argument("--write-index", action="store_true", help="rewrite patches/index.json")
+    parser.add_argument(
+        "--pypi", action="store_true", help="also check releases on PyPI missing from the index"
+    )
+    args = parser.parse_args(argv)
+    patch_names = sorted(p.name for p in patches_dir().glob("*.patch"))
+    if args.write_index:
+        versions = pypi_versions()
+    else:
+        versions = sorted(load().releases, key=version_key)
+        if args.pypi:
+            versions = sorted(set(versions) | set(pypi_versions()), key=version_key)
+    results = run(versions, patch_names)
+    print(table(results))
+    if args.write_index:
+        data = index_data(results, patch_names)
+        path = patches_dir() / "index.json"
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+        return 0
+    expected = load().data
+    actual = index_data(results, patch_names)
+    problems = [
+        f"{v}: index says {expected['releases'].get(v)}, the wheel gives {entry}"
+        for v, entry in actual["releases"].items()  # type: ignore[attr-defined]
+        if expected["releases"].get(v) != entry
+    ]
+    for problem in problems:
+        print(problem)
+    supported = sum(1 for r in results if r.ok)
+    print(f"{supported} of {len(results)} releases supported; {len(problems)} differ from the index")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
