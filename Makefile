@@ -8,9 +8,12 @@ RELEASES := $(OLDEST) 1.3.12 1.8.9
 NEWEST := 1.8.9
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: test lint unit real matrix index deep demo bench e2e-report upstream-pr venvs clean
+.PHONY: test test-extra lint unit real matrix index deep demo bench e2e-report upstream-pr venvs clean
 
-test: lint unit real
+test: lint unit real test-extra
+
+# mk/*.mk add their own checks to `make test` with `test-extra:: <target>`
+test-extra::
 
 $(VENVS)/dev/.ok: pyproject.toml
 	$(PYTHON) -m venv $(VENVS)/dev
