@@ -133,7 +133,8 @@ def check_release(version: str, files: dict[str, bytes], patch_names: list[str])
 def run(versions: list[str], patch_names: list[str]) -> list[Result]:
     with ThreadPoolExecutor(max_workers=6) as pool:
         wheels = list(pool.map(wheel, versions))
-    return [check_release(v, read_targets(w), patch_names) for v, w in zip(versions, wheels)]
+    pairs = zip(versions, wheels, strict=True)
+    return [check_release(v, read_targets(w), patch_names) for v, w in pairs]
 
 
 def index_data(results: list[Result], patch_names: list[str]) -> dict[str, object]:
@@ -200,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem)
     supported = sum(1 for r in results if r.ok)
-    print(f"{supported} of {len(results)} releases supported; {len(problems)} differ from the index")
+    print(
+        f"{supported} of {len(results)} releases supported; {len(problems)} differ from the index"
+    )
     return 1 if problems else 0
 
 

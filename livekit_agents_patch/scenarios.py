@@ -28,11 +28,15 @@ PROMPT_YIELDS = 3
 class Subject(Protocol):
     """What the scenarios run against: the vendored copy, a variant of it, or real upstream."""
 
-    name: str
-    timeout: float | None
-    """Seconds after an interrupt at which the speech is forced done; ``None``: never."""
+    @property
+    def name(self) -> str: ...
 
-    interrupted_error: type[BaseException]
+    @property
+    def timeout(self) -> float | None:
+        """Seconds after an interrupt at which the speech is forced done; ``None``: never."""
+
+    @property
+    def interrupted_error(self) -> type[BaseException]: ...
 
     def new_handle(self, allow_interruptions: bool) -> Any: ...
 
@@ -253,7 +257,7 @@ class _Run:
                     waiter.expected, waiter.decided = outcome, cause
 
     def _remember_baseline(self, fut: asyncio.Future[Any]) -> None:
-        self.baseline[id(fut)] = len(fut._callbacks or [])  # type: ignore[attr-defined]
+        self.baseline[id(fut)] = len(fut._callbacks or [])
 
     def _futures(self) -> list[asyncio.Future[Any]]:
         return [self.handle._interrupt_fut, self.handle._done_fut, *self.handle._generations]
@@ -414,7 +418,8 @@ class _Run:
             ) from None
         if got is not outcome:
             raise self.fail(
-                "outcome", f"{waiter.label} {got.value} when started; expected: {outcome.value}"
+                "outcome follows the order of transitions",
+                f"{waiter.label} {got.value} when started; expected: {outcome.value}",
             )
         created = self.futures_created - futures, len(asyncio.all_tasks()) - tasks
         if created != (0, 0):
@@ -447,7 +452,7 @@ class _Run:
                 raise self.fail("cancellation", "a future of the speech handle was cancelled")
         live = sum(1 for w in self.waiters if w.ended_at is None)
         for fut in self._futures():
-            extra = len(fut._callbacks or []) - self.baseline[id(fut)]  # type: ignore[attr-defined]
+            extra = len(fut._callbacks or []) - self.baseline[id(fut)]
             if extra > live:
                 raise self.fail(
                     "nothing left behind",
@@ -480,13 +485,14 @@ class _Run:
                     f"{waiter.label} ended ({_outcome(waiter.ended)}) before any transition "
                     "decided it",
                 )
+            late = ended.time - decided.time
             if waiter.ended is not waiter.expected:
+                when = f" {late:.3f} virtual seconds earlier" if late > 0 else ""
                 raise self.fail(
                     "outcome follows the order of transitions",
                     f"{waiter.label} {_outcome(waiter.ended)}; expected: "
-                    f"{_outcome(waiter.expected)}, decided by {decided.cause}",
+                    f"{_outcome(waiter.expected)}, decided by {decided.cause}{when}",
                 )
-            late = ended.time - decided.time
             if late > 0 or ended.yields - decided.yields > PROMPT_YIELDS:
                 raise self.fail(
                     "prompt",

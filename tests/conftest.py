@@ -16,16 +16,16 @@ from hypothesis import HealthCheck, settings
 
 from livekit_agents_patch import subjects
 
-_COMMON = {
-    "deadline": None,
-    "database": None,
-    "report_multiple_bugs": False,
-    "suppress_health_check": list(HealthCheck),
-    "print_blob": True,
-}
-settings.register_profile("ci", max_examples=2000, derandomize=True, **_COMMON)
-settings.register_profile("dev", max_examples=200, derandomize=True, **_COMMON)
-settings.register_profile("deep", max_examples=100_000, derandomize=False, **_COMMON)
+_COMMON = settings(
+    deadline=None,
+    database=None,
+    report_multiple_bugs=False,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
+settings.register_profile("ci", _COMMON, max_examples=2000, derandomize=True)
+settings.register_profile("dev", _COMMON, max_examples=200, derandomize=True)
+settings.register_profile("deep", _COMMON, max_examples=100_000, derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

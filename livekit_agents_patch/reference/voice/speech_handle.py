@@ -55,7 +55,7 @@ class SpeechHandle:
         # generations marked done after the speech was interrupted: their playout was cut short
         self._interrupted_generations: set[asyncio.Future[None]] = set()
 
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task] = []  # type: ignore[type-arg]  # as upstream
         self._num_steps = 1
         self._interrupt_timeout_handle: asyncio.TimerHandle | None = None
 

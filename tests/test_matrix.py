@@ -1,0 +1,53 @@
+"""The version matrix: every release in the index, from its real wheel, matches its entry.
+
+Supported releases: the patch applies exactly, reverses to the pristine bytes, the patched files
+compile, and the hashes are the index's. Unsupported ones are unsupported for the stated reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from livekit_agents_patch import applier, matrix
+from livekit_agents_patch.index import load, version_key
+
+RELEASES = sorted(load().releases, key=version_key)
+
+
+@pytest.fixture(scope="session")
+def results() -> dict[str, matrix.Result]:
+    patch_names = sorted(load().data["patches"])
+    return {r.version: r for r in matrix.run(RELEASES, patch_names)}
+
+
+@pytest.mark.parametrize("version", RELEASES)
+def test_release_matches_index(results: dict[str, matrix.Result], version: str) -> None:
+    result, entry = results[version], load().data["releases"][version]
+    if "unsupported" in entry:
+        assert not result.ok
+        assert result.reason == entry["unsupported"]
+    else:
+        assert (result.applies, result.reverses, result.compiles) == (True, True, True)
+        assert result.patch == entry["patch"]
+        assert result.hashes == entry["files"]
+
+
+def test_range_is_complete() -> None:
+    """From the first release with RunContext.wait_for_playout (1.2.2) on, all are supported."""
+    supported = load().supported()
+    assert supported[0] == "1.2.2"
+    later = [v for v in RELEASES if version_key(v) >= version_key("1.2.2")]
+    assert supported == later
+
+
+def test_changed_context_is_refused() -> None:
+    """Exact application: one changed context line and the hunk does not apply (no fuzz)."""
+    newest = load().releases[load().supported()[-1]]
+    files = matrix.read_targets(matrix.wheel(newest.version))
+    events = "livekit/agents/voice/events.py"
+    changed = files[events].replace(
+        b"this tool to finish playing.", b"this tool to finish playing!", 1
+    )
+    assert changed != files[events]
+    with pytest.raises(applier.PatchError, match="expected .*this tool to finish playing"):
+        matrix.patch_files({**files, events: changed}, load().patch_text(newest.patch or ""))

@@ -1,0 +1,18 @@
+"""Every negative control is killed: Hypothesis finds a counterexample, shown as a trace."""
+
+from __future__ import annotations
+
+import pytest
+from variants import CONTROLS
+
+from livekit_agents_patch.scenarios import PropertyViolation
+from livekit_agents_patch.verify import explore
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_control_is_killed(name: str) -> None:
+    control = CONTROLS[name]
+    with pytest.raises(PropertyViolation) as caught:
+        explore(control.subject, examples=2000)
+    print(caught.value)  # the shrunk counterexample, in words
+    assert caught.value.prop in control.caught_by, str(caught.value)

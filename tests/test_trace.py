@@ -1,0 +1,51 @@
+"""A failure reads as a story: the shrunk scenario as numbered events, on the virtual clock."""
+
+from __future__ import annotations
+
+import pytest
+from variants import CONTROLS
+
+from livekit_agents_patch.scenarios import (
+    Advance,
+    Authorize,
+    Interrupt,
+    Kind,
+    PropertyViolation,
+    Scenario,
+    StartWaiter,
+    Step,
+    run_scenario,
+)
+
+# the #5359 report in miniature: the tool waits, the speech is interrupted, the owner is stuck
+ISSUE_5359 = Scenario(
+    [
+        Step(Authorize()),
+        Step(StartWaiter(Kind.TOOL), yields=1),
+        Step(Interrupt(force=True)),
+        Step(Advance(6.0)),
+    ]
+)
+
+
+def test_stock_trace_reads_as_the_bug_report() -> None:
+    with pytest.raises(PropertyViolation) as caught:
+        run_scenario(CONTROLS["stock"].subject, ISSUE_5359)
+    assert str(caught.value) == (
+        "property violated: outcome follows the order of transitions\n"
+        "W1 RunContext.wait_for_playout() for step 0 returns; expected: raises "
+        "SpeechInterruptedError, decided by interrupt(force=True) 5.000 virtual seconds earlier\n"
+        "subject: stock upstream behaviour; the speech allows interruptions: yes; "
+        "interruption timeout: 5.0 s\n"
+        "event trace:\n"
+        "  1. t=0.000s  authorize the next step\n"
+        "  2. t=0.000s  start W1 RunContext.wait_for_playout() for step 0, then 1 loop yield(s)\n"
+        "  3. t=0.000s  interrupt(force=True)\n"
+        "  4. t=0.000s  advance the clock 6.000 s"
+    )
+
+
+def test_the_same_scenario_passes_on_the_fix() -> None:
+    from livekit_agents_patch.subjects import vendored
+
+    run_scenario(vendored(), ISSUE_5359)
