@@ -6,10 +6,14 @@ compile, and the hashes are the index's. Unsupported ones are unsupported for th
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from livekit_agents_patch import applier, matrix
-from livekit_agents_patch.index import load, version_key
+from livekit_agents_patch.index import load, patches_dir, version_key
 
 RELEASES = sorted(load().releases, key=version_key)
 
@@ -51,3 +55,17 @@ def test_changed_context_is_refused() -> None:
     assert changed != files[events]
     with pytest.raises(applier.PatchError, match="expected .*this tool to finish playing"):
         matrix.patch_files({**files, events: changed}, load().patch_text(newest.patch or ""))
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.parametrize("version", [load().supported()[0], load().supported()[-1]])
+def test_git_apply_agrees(version: str, tmp_path: Path) -> None:
+    """The .patch stays valid for ``git apply -p2`` in site-packages, with the same result."""
+    files = matrix.read_targets(matrix.wheel(version))
+    for relative, data in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(data)
+    patch = load().releases[version].patch or ""
+    subprocess.run(["git", "apply", "-p2", str(patches_dir() / patch)], cwd=tmp_path, check=True)
+    ours = matrix.patch_files(files, load().patch_text(patch))
+    assert {rel: (tmp_path / rel).read_bytes() for rel in files} == ours
