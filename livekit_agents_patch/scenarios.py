@@ -24,6 +24,9 @@ import looptime
 PROMPT_YIELDS = 3
 """A decided waiter must have ended within this many loop iterations, with no virtual time."""
 
+CLOCK_RESOLUTION = 1e-6
+"""looptime's resolution: times closer than this are the same instant (float sums drift)."""
+
 
 class Subject(Protocol):
     """What the scenarios run against: the vendored copy, a variant of it, or real upstream."""
@@ -320,7 +323,11 @@ class _Run:
             deadline = model.deadline
             await asyncio.sleep(event.seconds)
             self.yields += 1
-            if deadline is not None and not model.done and self.loop.time() >= deadline:
+            if (
+                deadline is not None
+                and not model.done
+                and self.loop.time() >= deadline - CLOCK_RESOLUTION
+            ):
                 timeout = _Mark(self.yields - 1, deadline, "the interruption timeout")
                 self.end_speech(timeout, observed_late=True)
             await self.pass_turns(1)
@@ -487,13 +494,13 @@ class _Run:
                 )
             late = ended.time - decided.time
             if waiter.ended is not waiter.expected:
-                when = f" {late:.3f} virtual seconds earlier" if late > 0 else ""
+                when = f" {late:.3f} virtual seconds earlier" if late > CLOCK_RESOLUTION else ""
                 raise self.fail(
                     "outcome follows the order of transitions",
                     f"{waiter.label} {_outcome(waiter.ended)}; expected: "
                     f"{_outcome(waiter.expected)}, decided by {decided.cause}{when}",
                 )
-            if late > 0 or ended.yields - decided.yields > PROMPT_YIELDS:
+            if late > CLOCK_RESOLUTION or ended.yields - decided.yields > PROMPT_YIELDS:
                 raise self.fail(
                     "prompt",
                     f"{waiter.label} ended {late:.3f} virtual seconds and "
@@ -503,7 +510,7 @@ class _Run:
                 )
         elif decided is not None:
             blocked = now.time - decided.time
-            if blocked > 0 or now.yields - decided.yields >= PROMPT_YIELDS:
+            if blocked > CLOCK_RESOLUTION or now.yields - decided.yields >= PROMPT_YIELDS:
                 raise self.fail(
                     "prompt",
                     f"{waiter.label} is still blocked {blocked:.3f} virtual seconds and "
