@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENVS := .venvs
 DEV := $(VENVS)/dev/bin/python
 # releases whose real package the suite runs: the oldest supported, 1.3.12 and the newest
-OLDEST := 1.2.2
+OLDEST := 1.2.18
 RELEASES := $(OLDEST) 1.3.12 1.8.9
 NEWEST := 1.8.9
 PIP_QUIET := --quiet --disable-pip-version-check

@@ -63,6 +63,20 @@ def read_targets(wheel_path: Path) -> dict[str, bytes]:
         return {path: archive.read(path) for path in TARGETS}
 
 
+NOISY_STOP = (
+    "its tool runner logs every exception a tool raises at ERROR with a traceback, StopResponse "
+    "included (fixed upstream in 1.2.18), so SpeechInterruptedError cannot end a tool quietly; "
+    "the patch applies exactly, but the fix's contract does not hold"
+)
+
+
+def stop_response_is_quiet(wheel_path: Path) -> bool:
+    """Whether the release's tool runner exempts ``StopResponse`` from its ERROR log."""
+    with zipfile.ZipFile(wheel_path) as archive:
+        runner = archive.read("livekit/agents/voice/generation.py")
+    return b"isinstance(e, StopResponse)" in runner
+
+
 @dataclass
 class Result:
     version: str
@@ -72,10 +86,12 @@ class Result:
     compiles: bool = False
     reason: str | None = None
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    quiet_stop: bool = True
+    """``StopResponse`` ends a tool without an ERROR log (1.2.18 on)."""
 
     @property
     def ok(self) -> bool:
-        return self.applies and self.reverses and self.compiles
+        return self.applies and self.reverses and self.compiles and self.quiet_stop
 
 
 def patch_files(files: dict[str, bytes], patch_text: str) -> dict[str, bytes]:
@@ -99,9 +115,13 @@ def unpatch_files(files: dict[str, bytes], patch_text: str) -> dict[str, bytes]:
     return out
 
 
-def check_release(version: str, files: dict[str, bytes], patch_names: list[str]) -> Result:
+def check_release(
+    version: str, files: dict[str, bytes], patch_names: list[str], quiet_stop: bool = True
+) -> Result:
     """Try each patch in turn; the first that applies, reverses and compiles serves."""
-    result = Result(version)
+    result = Result(version, quiet_stop=quiet_stop)
+    if not quiet_stop:
+        result.reason = NOISY_STOP
     if b"def wait_for_playout" not in files["livekit/agents/voice/events.py"]:
         result.reason = "no RunContext.wait_for_playout in this release (it appears in 1.2.2)"
         return result
@@ -133,8 +153,10 @@ def check_release(version: str, files: dict[str, bytes], patch_names: list[str])
 def run(versions: list[str], patch_names: list[str]) -> list[Result]:
     with ThreadPoolExecutor(max_workers=6) as pool:
         wheels = list(pool.map(wheel, versions))
-    pairs = zip(versions, wheels, strict=True)
-    return [check_release(v, read_targets(w), patch_names) for v, w in pairs]
+    return [
+        check_release(v, read_targets(w), patch_names, stop_response_is_quiet(w))
+        for v, w in zip(versions, wheels, strict=True)
+    ]
 
 
 def index_data(results: list[Result], patch_names: list[str]) -> dict[str, object]:
@@ -159,12 +181,12 @@ def index_data(results: list[Result], patch_names: list[str]) -> dict[str, objec
 
 
 def table(results: list[Result]) -> str:
-    rows = [f"{'release':<9} {'patch':<52} applies reverses compiles"]
+    rows = [f"{'release':<9} {'patch':<52} applies reverses compiles supported"]
     for r in results:
         mark = {True: "yes", False: "no"}
         rows.append(
             f"{r.version:<9} {r.patch or '-':<52} {mark[r.applies]:<7} {mark[r.reverses]:<8} "
-            f"{mark[r.compiles]}" + (f"   ({r.reason})" if r.reason else "")
+            f"{mark[r.compiles]:<8} {mark[r.ok]}" + (f"   ({r.reason})" if r.reason else "")
         )
     return "\n".join(rows)
 

@@ -37,11 +37,16 @@ def test_release_matches_index(results: dict[str, matrix.Result], version: str) 
 
 
 def test_range_is_complete() -> None:
-    """From the first release with RunContext.wait_for_playout (1.2.2) on, all are supported."""
+    """Every release from 1.2.18 on is supported; before, the patch applies but is refused."""
     supported = load().supported()
-    assert supported[0] == "1.2.2"
-    later = [v for v in RELEASES if version_key(v) >= version_key("1.2.2")]
-    assert supported == later
+    assert supported == [v for v in RELEASES if version_key(v) >= version_key("1.2.18")]
+
+
+def test_noisy_stop_response_releases(results: dict[str, matrix.Result]) -> None:
+    """1.2.2-1.2.17 log StopResponse at ERROR: the patch applies, the release is unsupported."""
+    noisy = [v for v, r in results.items() if r.reason == matrix.NOISY_STOP]
+    assert noisy == [v for v in RELEASES if (1, 2, 2) <= version_key(v) < (1, 2, 18)]
+    assert all(results[v].applies and results[v].reverses for v in noisy)
 
 
 def test_changed_context_is_refused() -> None:
