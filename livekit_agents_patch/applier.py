@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import unidiff
+from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_CONTEXT, LINE_TYPE_REMOVED
+from unidiff.errors import UnidiffParseError
+from unidiff.patch import Hunk, PatchedFile, PatchSet
 
 
 class PatchError(Exception):
@@ -23,15 +25,15 @@ class Placement:
     """Lines between where the patch says the hunk is and where it was found."""
 
 
-def parse(text: str) -> unidiff.PatchSet:
+def parse(text: str) -> PatchSet:
     """Parse a patch, tolerating CRLF line ends that a checkout may have added to it."""
     try:
-        return unidiff.PatchSet(text.replace("\r\n", "\n"))
-    except unidiff.UnidiffParseError as e:
+        return PatchSet(text.replace("\r\n", "\n"))
+    except UnidiffParseError as e:
         raise PatchError(f"the patch file is not a valid unified diff: {e}") from e
 
 
-def target_path(patched_file: unidiff.PatchedFile, strip: int) -> str:
+def target_path(patched_file: PatchedFile, strip: int) -> str:
     """The file's path with the leading ``a/`` and ``strip`` more components removed."""
     parts = patched_file.source_file.split("/")[1:]
     if len(parts) <= strip:
@@ -39,12 +41,12 @@ def target_path(patched_file: unidiff.PatchedFile, strip: int) -> str:
     return "/".join(parts[strip:])
 
 
-def _lines(hunk: unidiff.Hunk, kinds: tuple[str, ...]) -> list[str]:
+def _lines(hunk: Hunk, kinds: tuple[str, ...]) -> list[str]:
     return [line.value for line in hunk if line.line_type in kinds]
 
 
 def apply_file(
-    text: str, patched_file: unidiff.PatchedFile, *, reverse: bool = False
+    text: str, patched_file: PatchedFile, *, reverse: bool = False
 ) -> tuple[str, list[Placement]]:
     """Apply (or reverse) every hunk of one file to ``text``; raise ``PatchError`` if any fails.
 
@@ -54,18 +56,21 @@ def apply_file(
     if "\r\n" in text:
         raise PatchError("the target file has CRLF line ends; upstream's files use LF")
     lines = text.splitlines(keepends=True)
-    removed, added = unidiff.LINE_TYPE_REMOVED, unidiff.LINE_TYPE_ADDED
+    removed, added = LINE_TYPE_REMOVED, LINE_TYPE_ADDED
     if reverse:
         removed, added = added, removed
     placements: list[Placement] = []
     floor = 0
     delta = 0
     for hunk in patched_file:
-        old = _lines(hunk, (unidiff.LINE_TYPE_CONTEXT, removed))
-        new = _lines(hunk, (unidiff.LINE_TYPE_CONTEXT, added))
+        old = _lines(hunk, (LINE_TYPE_CONTEXT, removed))
+        new = _lines(hunk, (LINE_TYPE_CONTEXT, added))
         start = (hunk.target_start if reverse else hunk.source_start) - 1 + delta
         at = _find(lines, old, max(start, floor), floor)
-        header = f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start},{hunk.target_length} @@"
+        header = (
+            f"@@ -{hunk.source_start},{hunk.source_length} "
+            f"+{hunk.target_start},{hunk.target_length} @@"
+        )
         if at is None:
             raise PatchError(_mismatch(lines, old, max(start, floor), header, reverse))
         lines[at : at + len(old)] = new

@@ -1,62 +1,207 @@
-"""``livekit-agents-patch``: status, check, apply, revert, verify and show, for one environment."""
+"""``livekit-agents-patch``: status, check, apply, revert, verify and show, for one environment.
+
+Plain short text by default (results on stdout, refusals on stderr); ``--json`` prints exactly
+one JSON object on stdout, always with ``exit``, the process's exit code (see ``Exit``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from . import environment, patching
+from . import __version__, environment, patching
 from .index import TARGETS, load
 from .patching import Exit, PatchingError, State, Target
 
-_STATUS_EXIT = {
-    State.PATCHED: Exit.OK,
-    State.PRISTINE: Exit.PRISTINE,
-    State.FOREIGN: Exit.FOREIGN_EDIT,
-    State.MISSING: Exit.FOREIGN_EDIT,
-}
+PROG = "livekit-agents-patch"
+
+EXIT_HELP = """exit codes:
+  0  ok: done, already done, or (status) patched; (verify) every property holds
+  1  verify: a property does not hold (the counterexample is printed)
+  2  usage: bad arguments, an interpreter that cannot be run
+  3  livekit-agents is not installed (or not importable, for verify)
+  4  this livekit-agents release is not supported
+  5  foreign edit: a file is neither pristine nor patched, or missing
+  6  status: pristine, the fix is not applied
+  7  cannot write (read-only, another owner, symlink out of the package); nothing changed
+  8  status: a run was interrupted mid-write; the next apply or revert rolls it back"""
 
 
-def _status(target: Target) -> tuple[Exit, dict[str, Any], str]:
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments exit 2 with one line, as JSON when ``--json`` was asked for."""
+
+    json_wanted = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_wanted:
+            print(json.dumps({"exit": int(Exit.USAGE), "error": message}))
+        else:
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(int(Exit.USAGE))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--python",
+        default=argparse.SUPPRESS,
+        help="the target environment's interpreter (default: this one)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Apply, check and verify the fix for livekit/agents#5359 in an installed\n"
+        "livekit-agents. Needs no git and no patch program.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser(
+        "status",
+        help="version, path, and each file: pristine, patched, foreign edit",
+        parents=[common],
+    )
+    commands.add_parser(
+        "check", help="dry run of apply: would it apply, and why not", parents=[common]
+    )
+    commands.add_parser(
+        "apply", help="patch both files, all or nothing (idempotent)", parents=[common]
+    )
+    commands.add_parser("revert", help="restore the pristine bytes (idempotent)", parents=[common])
+    verify = commands.add_parser(
+        "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
+    )
+    verify.add_argument("--examples", type=int, default=500, help="scenarios to explore")
+    show = commands.add_parser(
+        "show", help="print the patch for the installed version (for git apply)", parents=[common]
+    )
+    show.add_argument("--release", help="print the patch for this livekit-agents release instead")
+    return parser
+
+
+def _command(args: argparse.Namespace, command: str) -> str:
+    """How to run ``command`` on the same target, for the "Next:" hints."""
+    python = getattr(args, "python", None)
+    return f"{PROG} " + (f"--python {shlex.quote(python)} " if python else "") + command
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, Any], str]:
     release = load().releases.get(target.version)
     supported = release is not None and release.patch is not None
-    found = patching.states(target, release)
-    kinds = set(found.values())
+    judged = release if supported else None
+    reports = patching.judge(target, judged, patching.read(target))
+    kinds = {r.state for r in reports}
+    files = []
+    for r in reports:
+        entry: dict[str, Any] = {
+            "file": r.relative,
+            "path": str(r.path),
+            "state": r.state.value,
+            "sha256": r.sha256,
+            "note": r.note,
+        }
+        if judged is not None:
+            entry["expected"] = {
+                "pristine": judged.pristine[r.relative],
+                "patched": judged.patched[r.relative],
+            }
+        real = r.path.resolve()
+        if not real.is_relative_to(target.package_dir.resolve()):
+            entry["note"] = f"a link to {real}, outside the package: apply refuses to write it"
+        files.append(entry)
     if not supported:
-        code = Exit.UNSUPPORTED
-    elif len(kinds) == 1:
-        code = _STATUS_EXIT[kinds.pop()]
+        code, state = Exit.UNSUPPORTED, "unsupported"
+        reason = release.unsupported if release else "not in the patch index"
+        summary = f"unsupported: livekit-agents {target.version}: {reason}"
+        next_step = (
+            f"upgrade livekit-agents to {load().supported()[0]} or later"
+            if release
+            else f"run `{_command(args, 'verify')}` to see whether this release needs the fix"
+        )
+    elif patching.interrupted(target):
+        code, state = Exit.INTERRUPTED, "interrupted"
+        summary = (
+            "interrupted: a run was killed between its two file writes (journal "
+            f"{target.path(TARGETS[0]).parent / patching.JOURNAL})"
+        )
+        next_step = f"`{_command(args, 'apply')}` (or revert): it rolls the files back first"
+    elif kinds == {State.PATCHED}:
+        code, state = Exit.OK, "patched"
+        summary = "patched: the fix for livekit/agents#5359 is in place"
+        next_step = f"`{_command(args, 'verify')}` to check it"
+    elif kinds == {State.PRISTINE}:
+        code, state = Exit.PRISTINE, "pristine"
+        summary = "pristine: the fix for livekit/agents#5359 is NOT applied"
+        next_step = f"`{_command(args, 'apply')}`"
     else:
         code = Exit.FOREIGN_EDIT
+        state = "missing" if State.MISSING in kinds else "foreign edit"
+        summary = f"{state}: expected both files pristine or both patched"
+        next_step = f"put back the wheel's files: {target.reinstall}"
     data = {
+        "state": state,
         "version": target.version,
         "root": str(target.root),
+        "dist_root": str(target.dist_root) if target.dist_root else None,
+        "files_version": target.files_version,
+        "python": target.python,
         "supported": supported,
-        "unsupported_reason": release.unsupported if release else "not in the patch index",
-        "files": {str(target.path(rel)): state.value for rel, state in found.items()},
+        "unsupported_reason": None if supported else reason,
         "patch": release.patch if release else None,
+        "files": files,
+        "notes": list(target.notes),
+        "summary": summary,
+        "next": next_step,
     }
-    summary = {
-        Exit.OK: "patched: the fix for livekit/agents#5359 is in place",
-        Exit.PRISTINE: "pristine: the fix is NOT applied (run `livekit-agents-patch apply`)",
-        Exit.FOREIGN_EDIT: "foreign edit: the files are neither pristine nor patched",
-        Exit.UNSUPPORTED: f"unsupported: {data['unsupported_reason']}",
-    }[code]
     lines = [f"livekit-agents {target.version} at {target.root}"]
-    lines += [f"  {path}: {state}" for path, state in data["files"].items()]
+    lines += [f"  note: {note}" for note in target.notes]
+    if target.files_version and target.files_version != target.version:
+        lines.append(f"  note: livekit/agents/version.py says {target.files_version}")
+    for r, entry in zip(reports, files, strict=True):
+        line = f"  {patching.describe(r, judged, short=True)}"
+        if entry["note"] and entry["note"] != r.note:
+            line += f" ({entry['note']})"
+        lines.append(line)
     lines.append(summary)
+    lines.append(f"Next: {next_step}")
     return code, data, "\n".join(lines)
 
 
-def _verify(python: str | None, examples: int, as_json: bool) -> int:
+# --- verify ----------------------------------------------------------------------------------
+
+_VERIFY_MAIN = (
+    "import os, sys\n"
+    "if sys.path and sys.path[0] == '':\n"  # -c puts the working directory first
+    "    del sys.path[0]\n"
+    "sys.path.extend(sys.argv[1].split(os.pathsep))\n"
+    "try:\n"
+    "    from livekit_agents_patch.verify import main\n"
+    "except Exception as e:\n"
+    "    print('error: cannot load the property checks in ' + sys.executable + ': ' + repr(e)"
+    ", file=sys.stderr)\n"
+    "    raise SystemExit(2)\n"
+    "raise SystemExit(main(sys.argv[2:]))\n"
+)
+
+
+def _verify(args: argparse.Namespace, as_json: bool) -> int:
     """Run the property checks inside the target interpreter, lending it our own modules."""
-    paths = []
+    paths: list[str] = []
     for name in ("livekit_agents_patch", "hypothesis", "looptime", "sortedcontainers", "attr"):
         try:
             module = import_module(name)
@@ -65,73 +210,83 @@ def _verify(python: str | None, examples: int, as_json: bool) -> int:
         parent = str(Path(module.__file__ or "").resolve().parent.parent)
         if parent not in paths:
             paths.append(parent)
-    code = (
-        "import os, sys; sys.path.extend(sys.argv[1].split(os.pathsep)); "
-        "from livekit_agents_patch.verify import main; "
-        "raise SystemExit(main(sys.argv[2:]))"
-    )
-    args = [python or sys.executable, "-c", code, os.pathsep.join(paths), "--examples", str(examples)]
-    return subprocess.run(args + (["--json"] if as_json else [])).returncode
+    python = getattr(args, "python", None) or sys.executable
+    argv = [python, "-c", _VERIFY_MAIN, os.pathsep.join(paths), "--examples", str(args.examples)]
+    try:
+        return subprocess.run(argv + (["--json"] if as_json else [])).returncode
+    except OSError as e:
+        message = f"expected a Python interpreter at {python}, found: {e}"
+        return _emit(as_json, Exit.USAGE, {"error": message}, f"error: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="livekit-agents-patch",
-        description="Apply, check and verify the fix for livekit/agents#5359.",
-    )
-    parser.add_argument("--python", help="the target environment's interpreter (default: this one)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("status", help="version, and each file: pristine, patched, foreign edit")
-    commands.add_parser("check", help="dry run of apply: would it apply, and why not")
-    commands.add_parser("apply", help="patch both files, all or nothing (idempotent)")
-    commands.add_parser("revert", help="restore the pristine bytes (idempotent)")
-    verify = commands.add_parser("verify", help="run the property checks on a virtual clock")
-    verify.add_argument("--examples", type=int, default=500, help="scenarios to explore")
-    commands.add_parser("show", help="print the patch that fits the installed version")
-    return parser
+# --- output ----------------------------------------------------------------------------------
 
 
-def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str) -> int:
+def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: bool = False) -> int:
     if as_json:
         print(json.dumps({"exit": int(code), **data}))
     else:
-        print(text, file=sys.stdout if code is Exit.OK else sys.stderr)
+        print(text, file=sys.stderr if error else sys.stdout)
     return int(code)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _Parser.json_wanted = "--json" in argv
     args = build_parser().parse_args(argv)
+    as_json: bool = getattr(args, "json", False)
     if args.command == "verify":
-        return _verify(args.python, args.examples, args.json)
+        return _verify(args, as_json)
     target: Target | None = None
     try:
-        target = environment.find(args.python)
+        if args.command == "show" and args.release:
+            version = args.release
+        else:
+            target = environment.find(getattr(args, "python", None))
+            version = target.version
         if args.command == "status":
-            code, data, text = _status(target)
-            return _emit(args.json, code, data, text)
+            assert target is not None
+            code, data, text = _status(target, args)
+            return _emit(as_json, code, {"command": "status", **data}, text)
         if args.command == "show":
-            release = patching.release_for(target)
+            release = patching.release_for(
+                target or Target(version=version, root=Path("."), record={})
+            )
             patch = load().patch_text(release.patch or "")
-            if args.json:
-                return _emit(True, Exit.OK, {"patch_file": release.patch, "patch": patch}, "")
+            data = {"command": "show", "version": version, "patch_file": release.patch}
+            if as_json:
+                return _emit(True, Exit.OK, {**data, "patch": patch}, "")
             sys.stdout.write(patch)
             return 0
+        assert target is not None
         action = {"check": patching.check, "apply": patching.apply, "revert": patching.revert}
         done = action[args.command](target)
     except PatchingError as e:
         text = f"error: {e}"
-        if args.command == "revert" and e.code is Exit.FOREIGN_EDIT and target is not None:
-            text += "\nFallback: pip install --force-reinstall --no-deps livekit-agents==" + (
-                target.version
-            )
-        return _emit(args.json, e.code, {"error": str(e)}, text)
-    assert target is not None
+        revert_refused = args.command == "revert" and e.code is Exit.FOREIGN_EDIT
+        if revert_refused and target is not None and target.reinstall not in text:
+            text += f"\nFallback: {target.reinstall}"
+        data = {"command": args.command, "error": str(e)}
+        if target is not None:
+            data.update(version=target.version, root=str(target.root))
+        return _emit(as_json, e.code, data, text, error=True)
+    except OSError as e:
+        message = (
+            f"{e}. Next: check that path and its permissions, then run the same command again "
+            "(a run interrupted mid-write is rolled back first)."
+        )
+        return _emit(
+            as_json,
+            Exit.IO_ERROR,
+            {"command": args.command, "error": message},
+            f"error: {message}",
+            error=True,
+        )
     files = [str(target.path(rel)) for rel in TARGETS]
     text = f"{done}: livekit-agents {target.version} at {target.root}"
-    if args.command == "revert" and done == "reverted":
-        text += (
-            "\nIf anything else was changed, reinstall instead: pip install --force-reinstall "
-            f"--no-deps livekit-agents=={target.version}"
-        )
-    return _emit(args.json, Exit.OK, {"result": done, "files": files}, text)
+    if args.command == "revert" and done.startswith("reverted"):
+        text += f"\nIf anything else was changed, reinstall instead: {target.reinstall}"
+    if args.command == "apply" and done.startswith("applied"):
+        text += f"\nNext: `{_command(args, 'verify')}`"
+    data = {"command": args.command, "result": done, "version": target.version, "files": files}
+    return _emit(as_json, Exit.OK, data, text)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+import traceback
 
 from hypothesis import HealthCheck, Verbosity, given, settings
 
@@ -35,26 +37,58 @@ def explore(subject: subjects.Classes, examples: int, derandomize: bool = True) 
     contract_holds()
 
 
+def _print(as_json: bool, data: dict[str, object], text: str) -> None:
+    print(json.dumps(data) if as_json else text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.verify")
     parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the interruption timeout's ERROR log is expected here
-    subject = subjects.installed()
+    try:
+        subject = subjects.installed()
+    except Exception as e:  # not installed, or installed without its dependencies
+        message = (
+            f"expected an importable livekit-agents in {sys.executable}, found: "
+            f"{type(e).__name__}: {e}. Next: install livekit-agents there, or point --python "
+            "at the environment that has it."
+        )
+        _print(args.json, {"exit": 3, "ok": False, "error": message}, f"error: {message}")
+        return 3
     try:
         explore(subject, args.examples)
     except PropertyViolation as e:
-        if args.json:
-            print(json.dumps({"ok": False, "subject": subject.name, "property": e.prop,
-                              "detail": e.detail, "trace": e.trace}))
-        else:
-            print(f"FAIL: {subject.name}\n{e}")
+        fix = (
+            "Next: livekit-agents-patch apply, then verify again."
+            if subject.interrupted_error is subjects.NeverRaised
+            else "The fix is present but does not hold: report this trace."
+        )
+        data = {
+            "exit": 1,
+            "ok": False,
+            "subject": subject.name,
+            "property": e.prop,
+            "detail": e.detail,
+            "trace": e.trace,
+            "next": fix,
+        }
+        _print(args.json, data, f"FAIL: {subject.name}\n{e}\n{fix}")
         return 1
-    if args.json:
-        print(json.dumps({"ok": True, "subject": subject.name, "scenarios": args.examples}))
-    else:
-        print(f"ok: every property holds in {args.examples} scenarios on {subject.name}")
+    except Exception as e:  # the checks could not even run: the gate fails too
+        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+        message = f"the property checks raised {detail} on {subject.name}"
+        _print(
+            args.json,
+            {"exit": 1, "ok": False, "subject": subject.name, "error": message},
+            f"FAIL: {message}",
+        )
+        return 1
+    data = {"exit": 0, "ok": True, "subject": subject.name, "scenarios": args.examples}
+    _print(
+        args.json, data, f"ok: every property holds in {args.examples} scenarios on {subject.name}"
+    )
     return 0
 
 

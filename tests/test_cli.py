@@ -1,0 +1,627 @@
+"""The CLI as a user runs it: a subprocess on a fake install, real exit codes, output and bytes.
+
+Each fake install (``support/fake_install.py``) holds a release's real files and metadata from
+its wheel and is put on ``PYTHONPATH``. ``PATH`` points nowhere, so no git and no patch program
+can be used. Every refusal is checked for its exit code, its message, and the bytes on disk:
+a failing run must leave the whole install as it found it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import py_compile
+import selectors
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.fake_install import EVENTS, REPO, SPEECH, make, snapshot, wheel_file
+from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_CONTEXT
+from unidiff.patch import PatchSet
+
+from livekit_agents_patch.index import load
+from livekit_agents_patch.patching import CRASH_ENV, HOLD_ENV, JOURNAL, Exit
+
+PYTHON = sys.executable
+NEWEST = "1.8.9"
+PATCH = REPO / "patches" / "0001-fix-voice-let-playout-waits-see-interruptions.patch"
+REINSTALL = "-m pip install --force-reinstall --no-deps livekit-agents=="
+LK = REPO / ".venvs" / f"lk-{NEWEST}"
+FIRST = load().supported()[0]
+"""The oldest release the index supports."""
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def expected(version: str, state: str, relative: str) -> str:
+    """The index's sha256 of a target file of ``version``, ``pristine`` or ``patched``."""
+    files = load().data["releases"][version]["files"]
+    value: str = files[relative][state]
+    return value
+
+
+@dataclass
+class Install:
+    root: Path
+    version: str
+
+    def file(self, relative: str) -> Path:
+        return self.root / relative
+
+    def read(self, relative: str) -> bytes:
+        return self.file(relative).read_bytes()
+
+    def state(self) -> dict[str, str]:
+        """Each target's state by its sha256 against the index (the test's own oracle)."""
+        out = {}
+        for relative in (SPEECH, EVENTS):
+            digest = sha(self.read(relative)) if self.file(relative).is_file() else "missing"
+            states = {expected(self.version, s, relative): s for s in ("pristine", "patched")}
+            out[relative] = states.get(digest, "other")
+        return out
+
+    def no_leftovers(self) -> None:
+        voice = self.file(SPEECH).parent
+        assert [p.name for p in voice.iterdir() if p.name.startswith(".")] == []
+        assert not (voice / JOURNAL).exists()
+
+
+@pytest.fixture
+def install(tmp_path: Path) -> Install:
+    return Install(make(tmp_path / "site", NEWEST), NEWEST)
+
+
+def cli_env(root: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    env.update(extra or {})
+    return env
+
+
+def cli(
+    *args: str,
+    root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+    python: str = PYTHON,
+) -> subprocess.CompletedProcess[str]:
+    """``livekit-agents-patch ARGS`` in a fresh process, on the fake install at ``root``."""
+    return subprocess.run(
+        [*prefix, python, "-m", "livekit_agents_patch", *args],
+        env=cli_env(root, env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",  # not the checkout: the package comes from the environment, as for a user
+    )
+
+
+def json_of(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The one JSON object a ``--json`` run prints, whose ``exit`` is the real exit code."""
+    data = json.loads(done.stdout)
+    assert isinstance(data, dict)
+    assert data["exit"] == done.returncode
+    return data
+
+
+def hunk_line(relative: str, kind: str) -> str:
+    """The first context (or added) line of the patch's first hunk in ``relative``."""
+    for patched_file in PatchSet(PATCH.read_text(encoding="utf-8")):
+        if patched_file.path.endswith(relative):
+            for line in patched_file[0]:
+                if line.line_type == kind and line.value.strip():
+                    value: str = line.value
+                    return value
+    raise AssertionError(f"no {kind!r} line for {relative}")
+
+
+# --- the normal path -------------------------------------------------------------------------
+
+
+def test_status_apply_revert_round_trip_is_byte_exact(install: Install) -> None:
+    pristine = {rel: install.read(rel) for rel in (SPEECH, EVENTS)}
+    assert pristine == {rel: wheel_file(NEWEST, rel) for rel in (SPEECH, EVENTS)}
+
+    done = cli("status", root=install.root)
+    assert done.returncode == Exit.PRISTINE
+    assert f"livekit-agents {NEWEST} at {install.root}" in done.stdout
+    assert f"{SPEECH}: pristine" in done.stdout and f"{EVENTS}: pristine" in done.stdout
+    assert "Next: `livekit-agents-patch apply`" in done.stdout
+
+    done = cli("check", root=install.root)
+    assert (done.returncode, install.state()) == (0, {SPEECH: "pristine", EVENTS: "pristine"})
+    assert done.stdout.startswith(f"would apply {PATCH.name}")
+
+    done = cli("apply", root=install.root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("applied: livekit-agents 1.8.9")
+    assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+    install.no_leftovers()
+
+    assert cli("status", root=install.root).returncode == Exit.OK
+    before = snapshot(install.root)
+    mtimes = [install.file(rel).stat().st_mtime_ns for rel in (SPEECH, EVENTS)]
+    done = cli("apply", root=install.root)
+    assert (done.returncode, done.stdout.split(":")[0]) == (0, "already applied")
+    assert snapshot(install.root) == before
+    assert [install.file(rel).stat().st_mtime_ns for rel in (SPEECH, EVENTS)] == mtimes
+
+    done = cli("revert", root=install.root)
+    assert done.returncode == 0 and done.stdout.startswith("reverted:")
+    assert f"{REINSTALL}{NEWEST}" in done.stdout
+    assert {rel: install.read(rel) for rel in (SPEECH, EVENTS)} == pristine
+    done = cli("revert", root=install.root)
+    assert (done.returncode, done.stdout.split(":")[0]) == (0, "already pristine")
+    install.no_leftovers()
+
+
+def test_json_on_every_command(install: Install) -> None:
+    status = json_of(cli("status", "--json", root=install.root))
+    assert status["state"] == "pristine" and status["exit"] == Exit.PRISTINE
+    assert status["version"] == NEWEST and status["supported"] is True
+    files = status["files"]
+    assert isinstance(files, list)
+    assert [(f["file"], f["state"]) for f in files] == [(SPEECH, "pristine"), (EVENTS, "pristine")]
+    assert files[0]["sha256"] == expected(NEWEST, "pristine", SPEECH)
+
+    assert (
+        json_of(cli("--json", "check", root=install.root))["result"] == f"would apply {PATCH.name}"
+    )
+    assert json_of(cli("apply", "--json", root=install.root))["result"] == "applied"
+    assert json_of(cli("status", "--json", root=install.root))["state"] == "patched"
+    shown = json_of(cli("show", "--json", root=install.root))
+    assert shown["patch"] == PATCH.read_text(encoding="utf-8")
+    assert json_of(cli("revert", "--json", root=install.root))["result"] == "reverted"
+    # errors too: no install, a bad command, a bad option value
+    missing = json_of(cli("apply", "--json"))
+    assert missing["exit"] == Exit.NOT_INSTALLED and "found none" in str(missing["error"])
+    assert json_of(cli("--json", "frobnicate"))["exit"] == Exit.USAGE
+    verify = json_of(cli("verify", "--json", "--examples", "x"))
+    assert verify["exit"] == Exit.USAGE and "invalid int value" in str(verify["error"])
+
+
+def test_not_installed_and_bad_interpreter(tmp_path: Path) -> None:
+    done = cli("apply")
+    assert done.returncode == Exit.NOT_INSTALLED
+    assert "expected livekit-agents in the environment of" in done.stderr
+    assert "pip install livekit-agents" in done.stderr
+    done = cli("--python", str(tmp_path / "nope"), "status")
+    assert done.returncode == Exit.USAGE
+    assert f"expected a Python interpreter at {tmp_path / 'nope'}" in done.stderr
+    done = cli("verify")
+    assert done.returncode == Exit.NOT_INSTALLED
+    assert "expected an importable livekit-agents" in done.stdout
+
+
+def test_show_prints_the_patch_with_its_header(install: Install) -> None:
+    done = cli("show", root=install.root)
+    assert done.returncode == 0
+    assert done.stdout == PATCH.read_text(encoding="utf-8")
+    assert "Bug: https://github.com/livekit/agents/issues/5359" in done.stdout
+    assert "diff --git a/livekit-agents/livekit/agents/voice/events.py" in done.stdout
+    assert cli("show", "--release", FIRST).stdout == done.stdout  # no install needed
+    refused = cli("show", "--release", "1.2.1")
+    assert refused.returncode == Exit.UNSUPPORTED and f"{FIRST} or later" in refused.stderr
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.2.1"])
+def test_unsupported_version(tmp_path: Path, version: str) -> None:
+    reason = load().releases[version].unsupported
+    assert reason is not None
+    root = make(tmp_path / "site", version)
+    before = snapshot(root)
+    done = cli("status", root=root)
+    assert done.returncode == Exit.UNSUPPORTED
+    assert f"unsupported: livekit-agents {version}: {reason}" in done.stdout
+    assert f"{SPEECH}: pristine" in done.stdout  # judged by the wheel's RECORD
+    for command in ("check", "apply", "revert", "show"):
+        done = cli(command, root=root)
+        assert done.returncode == Exit.UNSUPPORTED, command
+        assert f"livekit-agents {version} is not supported" in done.stderr
+        assert f"Next: upgrade livekit-agents to {FIRST} or later" in done.stderr
+    assert snapshot(root) == before
+
+
+def test_version_not_in_the_index(tmp_path: Path) -> None:
+    root = make(tmp_path / "site", NEWEST, claim="9.9.9")
+    before = snapshot(root)
+    done = cli("apply", root=root)
+    assert done.returncode == Exit.UNSUPPORTED
+    assert (
+        f"livekit-agents 9.9.9 is not in the patch index (it covers {FIRST} to {NEWEST})"
+        in done.stderr
+    )
+    assert "livekit-agents-patch verify" in done.stderr
+    assert json_of(cli("status", "--json", root=root))["state"] == "unsupported"
+    assert snapshot(root) == before
+
+
+def test_wrong_version_files_of_another_release(tmp_path: Path) -> None:
+    """The metadata says 1.8.9; the files are 1.8.8's (events.py differs, speech_handle not)."""
+    root = make(tmp_path / "site", NEWEST, files_from="1.8.8")
+    before = snapshot(root)
+    done = cli("status", root=root)
+    assert done.returncode == Exit.FOREIGN_EDIT
+    assert f"{SPEECH}: pristine" in done.stdout
+    assert f"{EVENTS}: foreign edit (expected sha256 " in done.stdout
+    assert "the pristine file of livekit-agents 1.8.7, 1.8.8" in done.stdout
+    assert "livekit/agents/version.py says 1.8.8" in done.stdout
+    done = cli("apply", root=root)
+    assert done.returncode == Exit.FOREIGN_EDIT
+    assert "expected both files pristine (or both patched) for livekit-agents 1.8.9" in done.stderr
+    assert "the pristine file of livekit-agents 1.8.7, 1.8.8" in done.stderr
+    assert "first difference:" in done.stderr
+    assert f"{REINSTALL}1.8.9" in done.stderr
+    assert cli("check", root=root).returncode == Exit.FOREIGN_EDIT
+    assert snapshot(root) == before
+
+
+# --- damaged installs ------------------------------------------------------------------------
+
+
+def test_foreign_edit_in_one_file_names_hunk_and_line(install: Install) -> None:
+    context = hunk_line(SPEECH, LINE_TYPE_CONTEXT)
+    text = install.read(SPEECH).decode("utf-8")
+    assert text.count(context) >= 1
+    install.file(SPEECH).write_text(
+        text.replace(context, context.rstrip() + "  # local tweak\n", 1)
+    )
+    before = snapshot(install.root)
+    done = cli("status", root=install.root)
+    assert done.returncode == Exit.FOREIGN_EDIT
+    assert f"{SPEECH}: foreign edit" in done.stdout and f"{EVENTS}: pristine" in done.stdout
+    for command in ("check", "apply"):
+        done = cli(command, root=install.root)
+        assert done.returncode == Exit.FOREIGN_EDIT, command
+        assert f"{install.file(SPEECH)}: cannot apply hunk @@ -31,4 +31,27 @@" in done.stderr
+        assert f"expected {context.rstrip()!r}" in done.stderr
+        assert f"found {(context.rstrip() + '  # local tweak')!r}" in done.stderr
+        assert f"{REINSTALL}{NEWEST}" in done.stderr
+    assert snapshot(install.root) == before
+
+
+def test_one_file_missing(install: Install) -> None:
+    install.file(EVENTS).unlink()
+    before = snapshot(install.root)
+    done = cli("status", "--json", root=install.root)
+    data = json_of(done)
+    assert (data["exit"], data["state"]) == (Exit.FOREIGN_EDIT, "missing")
+    for command in ("check", "apply", "revert"):
+        done = cli(command, root=install.root)
+        assert done.returncode == Exit.FOREIGN_EDIT, command
+        assert (
+            f"expected {install.file(EVENTS)} (livekit-agents 1.8.9), found no file" in done.stderr
+        )
+        assert f"{REINSTALL}{NEWEST}" in done.stderr
+    assert snapshot(install.root) == before
+
+
+def test_revert_after_a_foreign_edit(install: Install) -> None:
+    assert cli("apply", root=install.root).returncode == 0
+    added = hunk_line(SPEECH, LINE_TYPE_ADDED)
+    text = install.read(SPEECH).decode("utf-8")
+    install.file(SPEECH).write_text(text.replace(added, added.rstrip() + "  # mine\n", 1))
+    before = snapshot(install.root)
+    done = cli("revert", root=install.root)
+    assert done.returncode == Exit.FOREIGN_EDIT
+    assert "expected both files patched (or both pristine)" in done.stderr
+    assert "cannot reverse hunk @@ -31,4 +31,27 @@" in done.stderr
+    assert f"found {(added.rstrip() + '  # mine')!r}" in done.stderr
+    assert f"{REINSTALL}{NEWEST}" in done.stderr
+    assert snapshot(install.root) == before
+
+
+def test_symlink_out_of_the_package_is_refused(install: Install, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "speech_handle.py"
+    outside.parent.mkdir()
+    shutil.move(install.file(SPEECH), outside)
+    install.file(SPEECH).symlink_to(outside)
+    before, outside_bytes = snapshot(install.root), outside.read_bytes()
+    for command in ("check", "apply"):
+        done = cli(command, root=install.root)
+        assert done.returncode == Exit.IO_ERROR, command
+        assert f"{install.file(SPEECH)} resolves to {outside}, outside the package" in done.stderr
+        assert "nothing was changed" in done.stderr
+    assert (
+        "outside the package: apply refuses to write it" in cli("status", root=install.root).stdout
+    )
+    assert snapshot(install.root) == before and outside.read_bytes() == outside_bytes
+
+
+def test_symlink_inside_the_package_is_followed(install: Install) -> None:
+    real = install.file("livekit/agents/real_speech_handle.py")
+    shutil.move(install.file(SPEECH), real)
+    install.file(SPEECH).symlink_to("../real_speech_handle.py")
+    assert cli("apply", root=install.root).returncode == 0
+    assert install.file(SPEECH).is_symlink()
+    assert sha(real.read_bytes()) == expected(NEWEST, "patched", SPEECH)
+
+
+def _drop_root_powers() -> tuple[str, ...]:
+    """A prefix that makes root obey permission bits: drop CAP_DAC_OVERRIDE for the run."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: root ignores a read-only directory")
+    return (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
+
+
+def test_read_only_directory(install: Install, tmp_path: Path) -> None:
+    prefix = _drop_root_powers()
+    voice = install.file(SPEECH).parent
+    voice.chmod(0o555)
+    try:
+        # the prefix really takes the power away (else this test would prove nothing)
+        probe = subprocess.run(
+            [*prefix, PYTHON, "-c", f"open({str(voice / 'x')!r}, 'w')"], capture_output=True
+        )
+        assert probe.returncode != 0 and b"PermissionError" in probe.stderr
+        before = snapshot(install.root)
+        for command in ("check", "apply"):
+            done = cli(command, root=install.root, prefix=prefix)
+            assert done.returncode == Exit.IO_ERROR, (command, done.stderr)
+            assert f"expected a writable directory {voice}, found it read-only" in done.stderr
+            assert "nothing was changed" in done.stderr
+        assert cli("status", root=install.root, prefix=prefix).returncode == Exit.PRISTINE
+        assert snapshot(install.root) == before
+    finally:
+        voice.chmod(0o755)
+
+
+# --- concurrency and crashes -----------------------------------------------------------------
+
+
+def _read_until(proc: subprocess.Popen[bytes], text: str, seen: bytearray) -> None:
+    """Read ``proc``'s stderr into ``seen`` until ``text`` appears (20 s at most)."""
+    assert proc.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 20
+        while text.encode() not in seen:
+            assert selector.select(max(0.0, deadline - time.monotonic())), f"no {text!r}: {seen!r}"
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"stderr closed before {text!r}: {seen!r}"
+            seen += chunk
+
+
+def test_two_concurrent_applies_serialize(install: Install, tmp_path: Path) -> None:
+    """A holds the lock (test hook); B must wait for it, then find the work done."""
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    command = [PYTHON, "-m", "livekit_agents_patch", "apply"]
+    first = subprocess.Popen(
+        command,
+        env=cli_env(install.root, {HOLD_ENV: str(fifo)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd="/",
+    )
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        first_err, second_err = bytearray(), bytearray()
+        _read_until(first, "test hook: holding the lock", first_err)
+        second = subprocess.Popen(
+            command,
+            env=cli_env(install.root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+        )
+        _read_until(second, "waiting for another livekit-agents-patch run", second_err)
+        assert install.state() == {SPEECH: "pristine", EVENTS: "pristine"}  # B did not write
+        with open(fifo, "w"):
+            pass  # let A go on
+        out1, _ = first.communicate(timeout=60)
+        out2, _ = second.communicate(timeout=60)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert (first.returncode, out1.decode().split(":")[0]) == (0, "applied")
+    assert (second.returncode, out2.decode().split(":")[0]) == (0, "already applied")
+    assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+    install.no_leftovers()
+
+
+def test_concurrent_applies_race(install: Install) -> None:
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-m", "livekit_agents_patch", "apply", "--json"],
+            env=cli_env(install.root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+        )
+        for _ in range(4)
+    ]
+    results = sorted(json.loads(p.communicate(timeout=60)[0])["result"] for p in procs)
+    assert results == ["already applied"] * 3 + ["applied"]
+    assert all(p.returncode == 0 for p in procs)
+    assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+    install.no_leftovers()
+
+
+@pytest.mark.parametrize("command", ["apply", "revert"])
+def test_injected_exception_between_the_writes_restores_everything(
+    install: Install, command: str
+) -> None:
+    if command == "revert":
+        assert cli("apply", root=install.root).returncode == 0
+    before = snapshot(install.root)
+    state = install.state()
+    done = cli(command, root=install.root, env={CRASH_ENV: "exception"})
+    assert done.returncode == Exit.IO_ERROR
+    assert "injected crash between the two file writes" in done.stderr
+    assert "every file was restored to its previous bytes" in done.stderr
+    assert snapshot(install.root) == before and install.state() == state
+    done = cli(command, root=install.root)
+    assert done.returncode == 0 and done.stdout.startswith(
+        "applied:" if command == "apply" else "reverted:"
+    )
+    install.no_leftovers()
+
+
+@pytest.mark.parametrize("next_run", ["apply", "revert"])
+def test_killed_between_the_writes_is_rolled_back_by_the_next_run(
+    install: Install, next_run: str
+) -> None:
+    pristine = {rel: install.read(rel) for rel in (SPEECH, EVENTS)}
+    done = cli("apply", root=install.root, env={CRASH_ENV: "exit"})
+    assert done.returncode == 70  # os._exit: no cleanup ran
+    # the patch's first file (events.py) was replaced, the second not; the journal says so
+    assert install.state() == {EVENTS: "patched", SPEECH: "pristine"}
+    assert install.file(SPEECH).parent.joinpath(JOURNAL).exists()
+    status = cli("status", root=install.root)
+    assert status.returncode == Exit.INTERRUPTED
+    assert "interrupted: a run was killed between its two file writes" in status.stdout
+    check = cli("check", root=install.root)
+    assert check.returncode == 0
+    assert check.stdout.startswith(f"would apply {PATCH.name} (after rolling back an interrupted")
+
+    done = cli(next_run, root=install.root)
+    assert done.returncode == 0, done.stderr
+    if next_run == "apply":
+        assert done.stdout.startswith("applied (after rolling back an interrupted run)")
+        assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+    else:
+        assert done.stdout.startswith("already pristine (after rolling back an interrupted run)")
+        assert {rel: install.read(rel) for rel in (SPEECH, EVENTS)} == pristine
+    install.no_leftovers()
+
+
+def test_journal_is_not_replayed_over_later_edits(install: Install) -> None:
+    assert cli("apply", root=install.root, env={CRASH_ENV: "exit"}).returncode == 70
+    install.file(SPEECH).write_bytes(install.read(SPEECH) + b"# edited after the crash\n")
+    before = snapshot(install.root)
+    done = cli("apply", root=install.root)
+    assert done.returncode == Exit.INTERRUPTED
+    assert f"{install.file(SPEECH)} has changed since" in done.stderr
+    assert f"delete {install.file(SPEECH).parent / JOURNAL}" in done.stderr
+    assert snapshot(install.root) == before
+
+
+# --- odd inputs ------------------------------------------------------------------------------
+
+
+def test_crlf_patch_file(install: Install, tmp_path: Path) -> None:
+    """A checkout that turned the patch's line ends into CRLF still applies byte-exact LF."""
+    copy = tmp_path / "tool"
+    shutil.copytree(REPO / "livekit_agents_patch", copy / "livekit_agents_patch")
+    shutil.copytree(REPO / "patches", copy / "patches")
+    crlf = copy / "patches" / PATCH.name
+    crlf.write_bytes(PATCH.read_bytes().replace(b"\n", b"\r\n"))
+    assert crlf.read_bytes().count(b"\r\n") > 100
+    env = {"PYTHONPATH": f"{copy}{os.pathsep}{install.root}"}
+    where = subprocess.run(
+        [PYTHON, "-c", "from livekit_agents_patch.index import patches_dir; print(patches_dir())"],
+        env=cli_env(None, env),
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    assert where.stdout.strip() == str(copy / "patches")  # the CRLF copy is the one in use
+    done = cli("apply", env=env)
+    assert done.returncode == 0, done.stderr
+    assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+    assert b"\r" not in install.read(SPEECH) + install.read(EVENTS)
+    assert cli("revert", env=env).returncode == 0
+    assert install.read(SPEECH) == wheel_file(NEWEST, SPEECH)
+
+
+_SEES_FIX = (
+    "import importlib.machinery as m, sys\n"
+    "code = m.SourceFileLoader('speech_handle', sys.argv[1]).get_code('speech_handle')\n"
+    "print('SpeechInterruptedError' in code.co_names)\n"
+)
+
+
+def _fresh_process_sees_fix(source: Path) -> bool:
+    """What a fresh interpreter's import machinery runs for ``source``: cached or compiled."""
+    out = subprocess.run([PYTHON, "-c", _SEES_FIX, str(source)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return {"True": True, "False": False}[out.stdout.strip()]
+
+
+def _unchecked_pyc(source: Path) -> Path:
+    written = py_compile.compile(
+        str(source),
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    assert written is not None
+    pyc = Path(written)
+    assert pyc.parent.name == "__pycache__"
+    return pyc
+
+
+def test_stale_unchecked_hash_pyc_trap_is_real(tmp_path: Path) -> None:
+    """Negative control: replacing the source alone leaves a fresh process on the old code."""
+    source = tmp_path / "speech_handle.py"
+    source.write_bytes(wheel_file(NEWEST, SPEECH))
+    _unchecked_pyc(source)
+    patched = Install(make(tmp_path / "site", NEWEST), NEWEST)
+    assert cli("apply", root=patched.root).returncode == 0
+    source.write_bytes(patched.read(SPEECH))
+    assert not _fresh_process_sees_fix(source)
+
+
+def test_apply_and_revert_defeat_stale_unchecked_hash_pyc(install: Install) -> None:
+    pycs = [_unchecked_pyc(install.file(rel)) for rel in (SPEECH, EVENTS)]
+    assert not _fresh_process_sees_fix(install.file(SPEECH))
+    assert cli("apply", root=install.root).returncode == 0
+    assert not any(p.exists() for p in pycs)
+    assert _fresh_process_sees_fix(install.file(SPEECH))
+    _unchecked_pyc(install.file(SPEECH))  # now cached patched, unchecked
+    assert cli("revert", root=install.root).returncode == 0
+    assert not _fresh_process_sees_fix(install.file(SPEECH))
+
+
+# --- verify, on the real newest release ------------------------------------------------------
+
+
+def _need_real_venv() -> Path:
+    python = LK / "bin" / "python"
+    if not (LK / "patched").is_dir() or not python.exists():
+        if os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_REAL"):
+            raise AssertionError(f"{LK} with patched/ is required (make venvs)")
+        pytest.skip(f"{LK} not built (make venvs); `make test` runs this in test-extra")
+    return python
+
+
+def test_verify_fails_with_a_trace_on_stock_and_passes_on_patched() -> None:
+    python = _need_real_venv()
+    run: Callable[..., subprocess.CompletedProcess[str]] = cli
+    stock = run("--python", str(python), "verify", "--examples", "200")
+    assert stock.returncode == Exit.VIOLATION, stock.stderr
+    assert stock.stdout.startswith(f"FAIL: livekit-agents {NEWEST} (stock)")
+    assert "property violated:" in stock.stdout and "event trace:" in stock.stdout
+    assert "interrupt(" in stock.stdout
+    assert "Next: livekit-agents-patch apply" in stock.stdout
+    data = json_of(run("--python", str(python), "verify", "--json", "--examples", "200"))
+    assert data["ok"] is False and str(data["property"]) in stock.stdout
+    # derandomized: a second run shrinks to the very same counterexample
+    assert isinstance(data["trace"], str) and "event trace:" in data["trace"]
+    assert data["trace"] in stock.stdout
+
+    overlay = {"PYTHONPATH": str(LK / "patched")}
+    patched = run("verify", env=overlay, python=str(python))
+    assert patched.returncode == 0, patched.stdout + patched.stderr
+    assert patched.stdout.startswith(
+        f"ok: every property holds in 500 scenarios on livekit-agents {NEWEST} (patched)"
+    )
+    status = run("status", env=overlay, python=str(python))
+    assert status.returncode == 0 and "which shadows the installed distribution" in status.stdout
