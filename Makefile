@@ -20,18 +20,22 @@ $(VENVS)/dev/.ok: pyproject.toml
 	$(DEV) -m pip install $(PIP_QUIET) -e '.[dev]'
 	touch $@
 
-# one venv per release: stock livekit-agents in site-packages, and beside it `patched/`, a copy
-# of its livekit/agents with the patch applied by our own `apply` (put first on PYTHONPATH)
-$(VENVS)/lk-%/.ok: pyproject.toml patches/index.json patches/*.patch
+# one venv per release, stock livekit-agents in site-packages ...
+$(VENVS)/lk-%/.ok: pyproject.toml
 	rm -rf $(VENVS)/lk-$*
 	$(PYTHON) -m venv $(VENVS)/lk-$*
 	$(VENVS)/lk-$*/bin/python -m pip install $(PIP_QUIET) 'livekit-agents==$*' httpx
 	$(VENVS)/lk-$*/bin/python -m pip install $(PIP_QUIET) -e '.[dev]'
+	touch $@
+
+# ... and beside it `patched/`, a copy of its livekit/agents patched by our own `apply` (put it
+# first on PYTHONPATH); rebuilt whenever the patch or the index changes
+$(VENVS)/lk-%/patched/.ok: $(VENVS)/lk-%/.ok patches/index.json patches/*.patch
 	$(VENVS)/lk-$*/bin/python tests/support/overlay.py $(VENVS)/lk-$*/patched
 	touch $@
 
 venvs:
-	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/.ok)
+	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/patched/.ok)
 
 lint: $(VENVS)/dev/.ok
 	$(DEV) -m ruff format --check .

@@ -24,12 +24,13 @@ class SpeechInterruptedError(llm.StopResponse):
     """Raised by a playout wait when the speech is interrupted before that playout finished.
 
     It derives from ``StopResponse`` so that a function tool it escapes from ends quietly on
-    every supported release: the tool runner logs nothing, records no output for the call and
-    asks the LLM for no reply, exactly as when a tool raises ``StopResponse`` itself. Any other
-    base would be noisy somewhere: a plain exception is logged at ERROR with a traceback by
-    every release, and ``ToolError`` is logged at ERROR by 1.3.x and shown to the model as a
-    failed call by newer releases. ``StopResponse.__init__`` takes no message, so the static
-    message comes from ``__str__``.
+    every supported release, exactly as when a tool raises ``StopResponse`` itself: the tool
+    runner logs nothing and asks the LLM for no reply (before 1.7.0 no output is recorded for
+    the call; from 1.7.0 on it gets one empty output that asks for no reply). Any other base
+    would be noisy somewhere: a plain exception is logged at ERROR with a traceback by every
+    release, and ``ToolError`` is logged at ERROR by 1.3.x and shown to the model as a failed
+    call by newer releases. ``StopResponse.__init__`` takes no message, so the static message
+    comes from ``__str__``.
 
     Attributes:
         speech_id: The id of the interrupted speech.
