@@ -19,9 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
+
+from livekit_agents_patch import subjects
 
 SUBJECTS = ("stock", "patched", "vendored")
 CONTROL = "leaky-control"  # a deliberately leaky wait: shows the memory check catches leaks
@@ -33,28 +37,21 @@ class Subject:
     name: str
     module_file: str
     version: str
-    speech_handle: type[Any]
-    run_context: type[Any]
-    interrupted_error: type[BaseException]
-    upstream: bool
+    classes: subjects.Classes
     has_flag: bool
+
+    @property
+    def interrupted_error(self) -> type[BaseException]:
+        return self.classes.interrupted_error
 
     def new_handle(self) -> Any:
         """A handle with one authorized step (step 0), as the scheduler leaves it."""
-        if self.upstream:
-            handle = self.speech_handle.create(allow_interruptions=True)
-        else:
-            handle = self.speech_handle(speech_id="speech_bench", allow_interruptions=True)
+        handle = self.classes.new_handle(allow_interruptions=True)
         handle._authorize_generation()
         return handle
 
     def new_ctx(self, handle: Any, step: int = 0) -> Any:
-        if self.upstream:
-            ctx = self.run_context(speech_handle=handle, session=_NoSession(), function_call=None)
-        else:
-            ctx = self.run_context(speech_handle=handle)
-        ctx._initial_step_idx = step
-        return ctx
+        return self.classes.new_run_context(handle, step)
 
     def waiter(self, api: str, handle: Any) -> Callable[[], Coroutine[Any, Any, None]]:
         """A zero-argument factory of the wait coroutine for ``api`` on ``handle``'s step 0."""
@@ -68,58 +65,36 @@ class Subject:
         raise ValueError(api)
 
 
-class _NoSession:
-    """A session stand-in: RunContext's constructor reads a few of its attributes."""
-
-    def __getattr__(self, name: str) -> None:
-        return None
-
-
-class NeverRaised(Exception):
-    """Stands for ``SpeechInterruptedError`` on a stock install, which has none."""
-
-
 def load(name: str) -> Subject:
     """Import the subject ``name`` and check it is what it claims to be."""
     logging.getLogger("livekit.agents").setLevel(logging.CRITICAL)
     if name == "vendored":
-        from importlib.metadata import version
-
-        from livekit_agents_patch.reference.voice import events, speech_handle
+        from livekit_agents_patch.reference.voice import speech_handle
 
         return Subject(
             name=name,
             module_file=speech_handle.__file__ or "",
             version=version("livekit-agents-patch"),
-            speech_handle=speech_handle.SpeechHandle,
-            run_context=events.RunContext,
-            interrupted_error=speech_handle.SpeechInterruptedError,
-            upstream=False,
+            classes=subjects.vendored(),
             has_flag=True,
         )
     if name == CONTROL:
         return _leaky_control()
     if name not in ("stock", "patched"):
         raise ValueError(f"unknown subject {name!r}")
-    import importlib
-    from importlib.metadata import version
-
-    handles = importlib.import_module("livekit.agents.voice.speech_handle")
-    contexts = importlib.import_module("livekit.agents.voice.events")
-    patched = hasattr(handles, "SpeechInterruptedError")
+    classes = subjects.installed()
+    patched = classes.interrupted_error is not subjects.NeverRaised
+    module_file = sys.modules[classes.speech_handle.__module__].__file__ or ""
     if patched != (name == "patched"):
         raise RuntimeError(
             f"asked for {name} but imported {'patched' if patched else 'stock'} "
-            f"livekit-agents from {handles.__file__} (PYTHONPATH={os.environ.get('PYTHONPATH')})"
+            f"livekit-agents from {module_file} (PYTHONPATH={os.environ.get('PYTHONPATH')})"
         )
     return Subject(
         name=name,
-        module_file=handles.__file__ or "",
+        module_file=module_file,
         version=version("livekit-agents"),
-        speech_handle=handles.SpeechHandle,
-        run_context=contexts.RunContext,
-        interrupted_error=getattr(handles, "SpeechInterruptedError", NeverRaised),
-        upstream=True,
+        classes=classes,
         has_flag=patched,
     )
 
@@ -158,9 +133,6 @@ def _leaky_control() -> Subject:
         name=CONTROL,
         module_file=__file__,
         version=vendored.version,
-        speech_handle=LeakySpeechHandle,
-        run_context=vendored.run_context,
-        interrupted_error=vendored.interrupted_error,
-        upstream=False,
+        classes=subjects.vendored(LeakySpeechHandle, name=CONTROL),
         has_flag=True,
     )
