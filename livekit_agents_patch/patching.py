@@ -566,7 +566,11 @@ def _run(target: Target, *, reverse: bool) -> str:
         result, new = _plan(target, read(target), reverse=reverse)
         if new is not None:
             _writable(target)
-            _write(target, "revert" if reverse else "apply", new)
+            # the one mixed state a hard kill can leave must still run: the patched events.py
+            # calls a method only the patched speech_handle.py has, so that file is patched
+            # first and reverted last (stock behaviour, never an AttributeError)
+            order = tuple(reversed(TARGETS)) if reverse else TARGETS
+            _write(target, "revert" if reverse else "apply", {rel: new[rel] for rel in order})
         return result + (" (after rolling back an interrupted run)" if recovered else "")
 
 

@@ -492,8 +492,9 @@ def test_killed_between_the_writes_is_rolled_back_by_the_next_run(
     pristine = {rel: install.read(rel) for rel in (SPEECH, EVENTS)}
     done = cli("apply", root=install.root, env={CRASH_ENV: "exit"})
     assert done.returncode == 70  # os._exit: no cleanup ran
-    # the patch's first file (events.py) was replaced, the second not; the journal says so
-    assert install.state() == {EVENTS: "patched", SPEECH: "pristine"}
+    # speech_handle.py is replaced first, so the mixed state runs (stock behaviour): the patched
+    # events.py would call a method only the patched speech_handle.py has
+    assert install.state() == {SPEECH: "patched", EVENTS: "pristine"}
     assert install.file(SPEECH).parent.joinpath(JOURNAL).exists()
     status = cli("status", root=install.root)
     assert status.returncode == Exit.INTERRUPTED
@@ -511,6 +512,17 @@ def test_killed_between_the_writes_is_rolled_back_by_the_next_run(
         assert done.stdout.startswith("already pristine (after rolling back an interrupted run)")
         assert {rel: install.read(rel) for rel in (SPEECH, EVENTS)} == pristine
     install.no_leftovers()
+
+
+def test_killed_revert_leaves_the_runnable_mixed_state(install: Install) -> None:
+    """A revert undoes events.py first: a kill leaves the same state a killed apply does."""
+    assert cli("apply", root=install.root).returncode == 0
+    assert cli("revert", root=install.root, env={CRASH_ENV: "exit"}).returncode == 70
+    assert install.state() == {SPEECH: "patched", EVENTS: "pristine"}
+    done = cli("revert", root=install.root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("reverted (after rolling back an interrupted run)")
+    assert install.state() == {SPEECH: "pristine", EVENTS: "pristine"}
 
 
 def test_journal_is_not_replayed_over_later_edits(install: Install) -> None:
