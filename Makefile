@@ -30,12 +30,12 @@ $(VENVS)/lk-%/.ok: pyproject.toml
 
 # ... and beside it `patched/`, a copy of its livekit/agents patched by our own `apply` (put it
 # first on PYTHONPATH); rebuilt whenever the patch or the index changes
-$(VENVS)/lk-%/patched/.ok: $(VENVS)/lk-%/.ok patches/index.json patches/*.patch
+$(VENVS)/lk-%/.patched.ok: $(VENVS)/lk-%/.ok patches/index.json patches/*.patch
 	$(VENVS)/lk-$*/bin/python tests/support/overlay.py $(VENVS)/lk-$*/patched
 	touch $@
 
 venvs:
-	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/patched/.ok)
+	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/.patched.ok)
 
 lint: $(VENVS)/dev/.ok
 	$(DEV) -m ruff format --check .

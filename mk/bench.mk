@@ -14,10 +14,10 @@ $(BENCH_TOOLS)/.ok: $(VENVS)/lk-$(NEWEST)/.ok
 	$(BENCH_PY) -m pip install $(PIP_QUIET) --target $(BENCH_TOOLS) 'pyperf==2.10.0'
 	touch $@
 
-bench: $(VENVS)/lk-$(NEWEST)/patched/.ok $(BENCH_TOOLS)/.ok
+bench: $(VENVS)/lk-$(NEWEST)/.patched.ok $(BENCH_TOOLS)/.ok
 	PYTHONPATH=$(BENCH_TOOLS) $(BENCH_PY) bench/run.py --python $(BENCH_PY) \
 	  --overlay $(VENVS)/lk-$(NEWEST)/patched --tools $(BENCH_TOOLS) $(BENCH_ARGS)
 
 # the patched wait's cost statement by statement (also run, into bench/profile.md, by `bench`)
-bench-profile: $(VENVS)/lk-$(NEWEST)/patched/.ok
+bench-profile: $(VENVS)/lk-$(NEWEST)/.patched.ok
 	PYTHONPATH=$(VENVS)/lk-$(NEWEST)/patched $(BENCH_PY) bench/profile_hotpath.py --subject patched

@@ -43,7 +43,7 @@ demo: $(DEMO)/.ok
 	  echo "(exit $$rc)"; test $$rc -eq 6
 	@echo; echo "demo: ok"
 
-cli-real: $(VENVS)/dev/.ok $(VENVS)/lk-$(NEWEST)/patched/.ok
+cli-real: $(VENVS)/dev/.ok $(VENVS)/lk-$(NEWEST)/.patched.ok
 	LIVEKIT_AGENTS_PATCH_REQUIRE_REAL=1 $(DEV) -m pytest -q -p no:cacheprovider \
 	  tests/test_cli.py -k verify
 

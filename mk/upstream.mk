@@ -12,15 +12,15 @@ test-extra:: upstream-check
 upstream-check: upstream-series upstream-tests upstream-lint
 
 # 0001 gives the release patch's code on the newest release; 0002 is tests/upstream's module
-upstream-series: $(UPSTREAM_VENV)/patched/.ok
+upstream-series: $(UPSTREAM_VENV)/.patched.ok
 	$(UPSTREAM_CHECK) series --patched $(UPSTREAM_VENV)/patched
 
 # the module passes on the patched release, and fails as expected on stock and on mutants
-upstream-tests: $(UPSTREAM_VENV)/patched/.ok
+upstream-tests: $(UPSTREAM_VENV)/.patched.ok
 	$(UPSTREAM_CHECK) outcomes --patched $(UPSTREAM_VENV)/patched
 
 # upstream's ruff and mypy strict settings: the patch adds no finding; the module is clean
-upstream-lint: $(UPSTREAM_VENV)/patched/.ok
+upstream-lint: $(UPSTREAM_VENV)/.patched.ok
 	$(UPSTREAM_CHECK) lint --patched $(UPSTREAM_VENV)/patched
 	$(UPSTREAM_VENV)/bin/python -m mypy tests/upstream/check.py tests/upstream/conftest.py
 
