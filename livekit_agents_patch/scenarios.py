@@ -124,6 +124,18 @@ class Scenario:
     allow_interruptions: bool = True
 
 
+ISSUE_5359 = Scenario(
+    [
+        Step(Authorize()),
+        Step(StartWaiter(Kind.TOOL), yields=1),
+        Step(Interrupt(force=True)),
+        Step(Advance(6.0)),
+    ]
+)
+"""The report of livekit/agents#5359 in miniature: a tool waits for its preamble's playout, the
+speech is interrupted, the owner never marks the step done."""
+
+
 class PropertyViolation(AssertionError):
     """A property of the contract failed; the message carries the scenario as an event trace."""
 

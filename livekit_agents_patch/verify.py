@@ -15,7 +15,7 @@ import traceback
 from hypothesis import HealthCheck, Verbosity, given, settings
 
 from . import strategies, subjects
-from .scenarios import PropertyViolation, run_scenario
+from .scenarios import ISSUE_5359, PropertyViolation, run_scenario
 
 
 def explore(subject: subjects.Classes, examples: int, derandomize: bool = True) -> None:
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         _print(args.json, {"exit": 3, "ok": False, "error": message}, f"error: {message}")
         return 3
     try:
+        # the user's own story first, so an unpatched install is reported in its words
+        run_scenario(subject, ISSUE_5359)
         explore(subject, args.examples)
     except PropertyViolation as e:
         fix = (

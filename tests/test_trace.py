@@ -5,27 +5,7 @@ from __future__ import annotations
 import pytest
 from variants import CONTROLS
 
-from livekit_agents_patch.scenarios import (
-    Advance,
-    Authorize,
-    Interrupt,
-    Kind,
-    PropertyViolation,
-    Scenario,
-    StartWaiter,
-    Step,
-    run_scenario,
-)
-
-# the #5359 report in miniature: the tool waits, the speech is interrupted, the owner is stuck
-ISSUE_5359 = Scenario(
-    [
-        Step(Authorize()),
-        Step(StartWaiter(Kind.TOOL), yields=1),
-        Step(Interrupt(force=True)),
-        Step(Advance(6.0)),
-    ]
-)
+from livekit_agents_patch.scenarios import ISSUE_5359, PropertyViolation, run_scenario
 
 
 def test_stock_trace_reads_as_the_bug_report() -> None:
