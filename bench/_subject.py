@@ -17,6 +17,7 @@ The two waits measured:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -97,6 +98,16 @@ def load(name: str) -> Subject:
         classes=classes,
         has_flag=patched,
     )
+
+
+def emit(result: dict[str, Any], out: str | None) -> None:
+    """Write a benchmark process's JSON result to ``out``, or to stdout."""
+    text = json.dumps(result, indent=2) + "\n"
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
 
 
 def callbacks(fut: asyncio.Future[Any]) -> int:

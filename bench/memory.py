@@ -29,8 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Coroutine
@@ -229,12 +227,7 @@ def main() -> None:
     for api in _subject.APIS:
         for ending in ENDINGS:
             result[f"{api}.{ending}"] = measure(sub, api, ending, args.cycles, args.warmup)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+    _subject.emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import statistics
-import sys
 import time
 from typing import Any
 
@@ -147,12 +145,7 @@ def main() -> None:
             result[api]["real"] = summary(
                 [run(sub, (api,), virtual=False)[api] for _ in range(args.runs)]
             )
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
+    _subject.emit(result, args.out)
 
 
 if __name__ == "__main__":
