@@ -55,6 +55,8 @@ class SpeechHandle:
         self._generations: list[asyncio.Future[None]] = []
         # generations marked done after the speech was interrupted: their playout was cut short
         self._interrupted_generations: set[asyncio.Future[None]] = set()
+        # the waiters of each pending playout, woken together by one callback per future
+        self._playout_waiters: dict[asyncio.Future[None], set[asyncio.Future[None]]] = {}
 
         self._tasks: list[asyncio.Task] = []  # type: ignore[type-arg]  # as upstream
         self._num_steps = 1
@@ -154,11 +156,39 @@ class SpeechHandle:
     async def _wait_for_playout_or_interrupt(self, playout: asyncio.Future[None]) -> None:
         """Wait until ``playout`` is done or the speech is interrupted, whichever is first.
 
-        Neither future is cancelled, and no callback is left on either once this returns or is
-        cancelled; when ``playout`` is already done nothing is allocated.
+        The waiters of one playout share one callback on each future, so the cost per waiter
+        does not grow with their number. Neither future is cancelled, no callback is left once
+        the last waiter has returned or been cancelled, and nothing is allocated when
+        ``playout`` is already done.
         """
-        if not playout.done() and not self._interrupt_fut.done():
-            await asyncio.wait((playout, self._interrupt_fut), return_when=asyncio.FIRST_COMPLETED)
+        if playout.done() or self._interrupt_fut.done():
+            return
+        if not self._playout_waiters:
+            self._interrupt_fut.add_done_callback(self._wake_playout_waiters)
+        waiters = self._playout_waiters.get(playout)
+        if waiters is None:
+            waiters = self._playout_waiters[playout] = set()
+            playout.add_done_callback(self._wake_playout_waiters)
+        waiter = asyncio.get_running_loop().create_future()
+        waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._playout_waiters[playout]
+                playout.remove_done_callback(self._wake_playout_waiters)
+                if not self._playout_waiters:
+                    self._interrupt_fut.remove_done_callback(self._wake_playout_waiters)
+
+    def _wake_playout_waiters(self, fut: asyncio.Future[None]) -> None:
+        if fut is self._interrupt_fut:
+            woken = [w for waiters in self._playout_waiters.values() for w in waiters]
+        else:
+            woken = list(self._playout_waiters.get(fut, ()))
+        for waiter in woken:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _wait_for_step_playout(self, step_idx: int) -> None:
         """Wait for the playout of one step; raise if the speech was interrupted before it ended.
