@@ -48,6 +48,25 @@ class RaceWithoutCleanup(SpeechHandle):
         await woken
 
 
+class FirstLeaverTearsDown(SpeechHandle):
+    """The first waiter to leave (say, cancelled) unhooks the shared wake-up of the others."""
+
+    async def _wait_for_playout_or_interrupt(self, playout: asyncio.Future[None]) -> None:
+        if playout.done() or self._interrupt_fut.done():
+            return
+        self._interrupt_fut.add_done_callback(self._wake_playout_waiters)
+        if playout not in self._playout_waiters:
+            playout.add_done_callback(self._wake_playout_waiters)
+        waiter = asyncio.get_running_loop().create_future()
+        self._playout_waiters.setdefault(playout, set()).add(waiter)
+        try:
+            await waiter
+        finally:  # the mutation: no "if not waiters", whoever leaves first unhooks everyone
+            self._playout_waiters.pop(playout, None)
+            playout.remove_done_callback(self._wake_playout_waiters)
+            self._interrupt_fut.remove_done_callback(self._wake_playout_waiters)
+
+
 class DefaultInterruptAware(SpeechHandle):
     """``SpeechHandle.wait_for_playout()`` returns at the interrupt, before the audio stopped."""
 
@@ -152,6 +171,9 @@ CONTROLS = {
     "raise dropped": _control("mutant: raise dropped", RaiseDropped, OUTCOME),
     "race without cleanup": _control(
         "mutant: race without cleanup", RaceWithoutCleanup, "nothing left behind"
+    ),
+    "first leaver tears down": _control(
+        "mutant: the first waiter to leave unhooks the others", FirstLeaverTearsDown, "prompt"
     ),
     "default interrupt-aware": _control(
         "mutant: SpeechHandle default made interrupt-aware", DefaultInterruptAware, EARLY
