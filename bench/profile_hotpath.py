@@ -229,8 +229,8 @@ def main() -> None:
         return
     print(
         "\n(r) `Future.remove_done_callback` with N callbacks attached, ns per removal: what each"
-        " waiter of the patch pays on the pending `_interrupt_fut` (and, if cancelled, on the"
-        " step) when it returns\n\n| N | ns |\n|---:|---:|"
+        " waiter would pay on a pending future holding one callback per waiter (as with"
+        " `asyncio.wait`), the reason the patch's waiters share one\n\n| N | ns |\n|---:|---:|"
     )
     for n, cost in removal.items():
         print(f"| {n:,} | {cost * 1e9:,.0f} |")
