@@ -265,7 +265,9 @@ class _Run:
         """
         for waiter in self.waiters:
             ended = waiter.ended_at
-            since = observed_late and ended is not None and ended.time >= cause.time
+            since = (
+                observed_late and ended is not None and ended.time >= cause.time - CLOCK_RESOLUTION
+            )
             if waiter.expected is None and (ended is None or since):
                 outcome = self.model.decide(waiter.kind, waiter.step)
                 if outcome is not None:
@@ -294,7 +296,8 @@ class _Run:
         if takes_effect:
             model.interrupted = True
             if self.subject.timeout is not None:
-                model.deadline = self.loop.time() + self.subject.timeout
+                # at the clock's resolution, as looptime keeps it: float sums drift
+                model.deadline = round(self.loop.time() + self.subject.timeout, 6)
         return None if takes_effect else "no effect: already interrupted or done"
 
     def end_speech(self, cause: _Mark, observed_late: bool = False) -> None:

@@ -8,14 +8,49 @@ negative control: Hypothesis must find a counterexample, printed as an event tra
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from livekit_agents_patch import strategies, subjects
-from livekit_agents_patch.scenarios import PropertyViolation, Scenario, run_scenario
+from livekit_agents_patch.scenarios import (
+    Advance,
+    Authorize,
+    Interrupt,
+    Kind,
+    PropertyViolation,
+    Scenario,
+    StartWaiter,
+    Step,
+    run_scenario,
+)
 from livekit_agents_patch.verify import explore
+
+# found by `make deep`: the interruption timeout due at a float sum of clock steps
+DEEP_FINDINGS = [
+    Scenario(
+        [
+            Step(Authorize()),
+            Step(Advance(4.999)),
+            Step(StartWaiter(Kind.TOOL_COMPAT)),
+            Step(Interrupt(force=False)),
+            Step(Advance(5.0)),
+        ]
+    ),
+    Scenario(
+        [
+            Step(Advance(0.001)),
+            Step(Advance(5.0)),
+            Step(StartWaiter(Kind.HANDLE)),
+            Step(Interrupt(force=True)),
+            Step(Advance(6.0)),
+        ],
+        allow_interruptions=False,
+    ),
+]
 
 
 @given(strategies.scenarios)
+@example(DEEP_FINDINGS[0])
+@example(DEEP_FINDINGS[1])
 def _contract_holds(subject: subjects.Classes, scenario: Scenario) -> None:
     run_scenario(subject, scenario)
 
