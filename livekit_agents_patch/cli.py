@@ -16,9 +16,10 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, environment, patching
+from . import __version__, environment, patching, writer
 from .index import TARGETS, load
-from .patching import Exit, PatchingError, State, Target
+from .patching import State
+from .target import Exit, PatchingError, Target
 
 PROG = "livekit-agents-patch"
 
@@ -133,11 +134,11 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
             if release
             else f"run `{_command(args, 'verify')}` to see whether this release needs the fix"
         )
-    elif patching.interrupted(target):
+    elif writer.interrupted(target):
         code, state = Exit.INTERRUPTED, "interrupted"
         summary = (
             "interrupted: a run was killed between its two file writes (journal "
-            f"{target.path(TARGETS[0]).parent / patching.JOURNAL})"
+            f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
         )
         next_step = f"`{_command(args, 'apply')}` (or revert): it rolls the files back first"
     elif kinds == {State.PATCHED}:

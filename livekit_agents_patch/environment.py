@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .index import TARGETS
-from .patching import Exit, PatchingError, Target
+from .target import Exit, PatchingError, Target
 
 # runs in the target interpreter: keep it to the standard library of any Python 3
 _PROBE = r"""

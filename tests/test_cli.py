@@ -27,7 +27,8 @@ from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_CONTEXT
 from unidiff.patch import PatchSet
 
 from livekit_agents_patch.index import load
-from livekit_agents_patch.patching import CRASH_ENV, HOLD_ENV, JOURNAL, Exit
+from livekit_agents_patch.target import Exit
+from livekit_agents_patch.writer import CRASH_ENV, HOLD_ENV, JOURNAL
 
 PYTHON = sys.executable
 NEWEST = "1.8.9"

@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from livekit_agents_patch import patching
+from livekit_agents_patch.target import Target
 
 
 def main(dest: Path) -> None:
@@ -21,7 +22,7 @@ def main(dest: Path) -> None:
     source = Path(next(iter(spec.submodule_search_locations)))
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(source, dest / "livekit" / "agents", ignore=shutil.ignore_patterns("*.pyc"))
-    target = patching.Target(version=metadata.version("livekit-agents"), root=dest, record={})
+    target = Target(version=metadata.version("livekit-agents"), root=dest, record={})
     print(f"{patching.apply(target)}: {dest}")
 
 
