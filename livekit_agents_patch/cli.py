@@ -154,6 +154,11 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
         state = "missing" if State.MISSING in kinds else "foreign edit"
         summary = f"{state}: expected both files pristine or both patched"
         next_step = f"put back the wheel's files: {target.reinstall}"
+    notes = list(target.notes) + [
+        f"{tmp} ({tmp.stat().st_size} bytes) was left by a killed run; the next apply or revert "
+        "removes it"
+        for tmp in writer.leftovers(target)
+    ]
     data = {
         "state": state,
         "version": target.version,
@@ -165,12 +170,12 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
         "unsupported_reason": None if supported else reason,
         "patch": release.patch if release else None,
         "files": files,
-        "notes": list(target.notes),
+        "notes": notes,
         "summary": summary,
         "next": next_step,
     }
     lines = [f"livekit-agents {target.version} at {target.root}"]
-    lines += [f"  note: {note}" for note in target.notes]
+    lines += [f"  note: {note}" for note in notes]
     if target.files_version and target.files_version != target.version:
         lines.append(f"  note: livekit/agents/version.py says {target.files_version}")
     for r, entry in zip(reports, files, strict=True):

@@ -233,12 +233,19 @@ def _plan(
 
 
 def _run(target: Target, *, reverse: bool) -> str:
+    """Decide from the bytes on disk (as an interrupted run's rollback would leave them), then
+    write only if something must change: an install already in the wanted state is left alone,
+    so a read-only one is fine."""
     with writer.locked(target):
+        original = writer.read_journal(target)
+        result, new = _plan(target, {**read(target), **(original or {})}, reverse=reverse)
+        if new is None and original is None:
+            notes = writer.clean_leftovers(target)
+            return result + "".join(f" ({note})" for note in notes)
+        writer.check_writable(target)
         recovered = writer.recover(target)
-        writer.clean_temps(target)
-        result, new = _plan(target, read(target), reverse=reverse)
+        writer.clean_leftovers(target)
         if new is not None:
-            writer.check_writable(target)
             # the one mixed state a hard kill can leave must still run: the patched events.py
             # calls a method only the patched speech_handle.py has, so that file is patched
             # first and reverted last (stock behaviour, never an AttributeError)
@@ -264,8 +271,9 @@ def check(target: Target) -> str:
     contents = read(target)
     original = writer.read_journal(target)
     result, new = _plan(target, {**contents, **(original or {})}, reverse=False)
-    if new is not None:
+    if new is not None or original is not None:
         writer.check_writable(target)
+    if new is not None:
         result = f"would apply {release_for(target).patch}"
     if original is not None:
         result += " (after rolling back an interrupted run)"

@@ -16,9 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,16 +193,22 @@ def recover(target: Target) -> bool:
         path = real_path(target, relative)
         if not path.is_file() or path.read_bytes() != data:
             os.replace(_write_temp(path, data, like=path if path.is_file() else None), path)
-            _drop_bytecode(path)
+            _drop_bytecode(target, relative)
     _fsync_dir(_directory(target))
     _journal_path(target).unlink()
     return True
 
 
-def _drop_bytecode(source: Path) -> None:
-    """Remove cached bytecode of ``source``: unchecked hash-based .pyc would hide the change."""
-    for pyc in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
-        pyc.unlink(missing_ok=True)
+def _drop_bytecode(target: Target, relative: str) -> None:
+    """Remove cached bytecode of a target: unchecked hash-based .pyc would hide the change.
+
+    Python caches a module under the name it is imported by, which is the link's when the
+    target is a symlink inside the package, so both that name and the real file's are cleared.
+    """
+    sources = {target.path(relative), real_path(target, relative)}
+    for source in sources:
+        for pyc in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
+            pyc.unlink(missing_ok=True)
 
 
 def _crash_hook() -> None:
@@ -223,9 +232,10 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
         for i, relative in enumerate(new):
             if i == 1:
                 _crash_hook()
-            os.replace(temps.pop(relative), paths[relative])
+            os.replace(temps[relative], paths[relative])
+            del temps[relative]  # only once it is gone: a failed replace leaves it to clean up
             replaced.append(relative)
-            _drop_bytecode(paths[relative])
+            _drop_bytecode(target, relative)
         _fsync_dir(_directory(target))
     except BaseException as e:
         for tmp in temps.values():
@@ -234,7 +244,7 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
             for relative in replaced:
                 path = paths[relative]
                 os.replace(_write_temp(path, original[relative], like=path), path)
-                _drop_bytecode(path)
+                _drop_bytecode(target, relative)
             _journal_path(target).unlink(missing_ok=True)
         except OSError as restore_error:
             raise PatchingError(
@@ -244,32 +254,165 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
                 "again once the disk is writable; it rolls back first.",
             ) from e
         if isinstance(e, OSError):
+            where = Path(e.filename) if e.filename else _directory(target)
             raise PatchingError(
                 Exit.IO_ERROR,
-                f"cannot write {e.filename or _directory(target)}: {e.strerror or e}; every file "
-                "was restored to its previous bytes. Next: make the directory writable (run as "
-                "its owner), then run the same command again.",
+                f"cannot write {where}: {e.strerror or e} ({_cause(e, where)}); every file was "
+                "restored to its previous bytes and no temporary file is left. Next: "
+                f"{_remedy(e, where)}, then run the same command again.",
             ) from e
         raise
     _journal_path(target).unlink()
     _fsync_dir(_directory(target))
 
 
-def check_writable(target: Target) -> None:
+# --- why a write would fail ------------------------------------------------------------------
+
+_FS_IOC_GETFLAGS = 0x80086601  # Linux _IOR('f', 1, long)
+_FS_IMMUTABLE_FL = 0x10
+_FS_APPEND_FL = 0x20
+
+
+def _linux_flags(path: Path) -> int | None:
+    """The file's inode flags (``lsattr``), where the file system has them."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
+        flags: int = struct.unpack_from("i", buf)[0]
+        return flags
+    except OSError:  # not Linux, or a file system without inode flags
+        return None
+    finally:
+        os.close(fd)
+
+
+def _locked_flag(path: Path) -> str | None:
+    """``immutable`` or ``append-only`` when the file or directory carries that flag."""
+    flags = _linux_flags(path)
+    if flags is not None:
+        if flags & _FS_IMMUTABLE_FL:
+            return "immutable"
+        if flags & _FS_APPEND_FL:
+            return "append-only"
+    bsd_flags = getattr(os.lstat(path), "st_flags", 0)  # macOS and the BSDs: chflags
+    if bsd_flags & (stat.UF_IMMUTABLE | stat.SF_IMMUTABLE):
+        return "immutable"
+    if bsd_flags & (stat.UF_APPEND | stat.SF_APPEND):
+        return "append-only"
+    return None
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _owner(path: Path) -> str:
+    st = path.stat()
+    mode = stat.filemode(st.st_mode)
+    return f"owned by uid {st.st_uid}, mode {mode}; this run is uid {os.geteuid()}"
+
+
+def unwritable(target: Target) -> str | None:
+    """Why replacing the targets would fail, naming the real cause; ``None`` if nothing does.
+
+    Replacing a file needs a writable directory on a writable mount, and neither the file nor
+    the directory may carry the immutable or append-only flag (``chattr +i``, ``chflags uchg``),
+    which even root cannot get past without clearing it first.
+    """
     for relative in TARGETS:
-        directory = real_path(target, relative).parent
-        if not os.access(directory, os.W_OK):
-            raise PatchingError(
-                Exit.IO_ERROR,
-                f"expected a writable directory {directory}, found it read-only (a read-only "
-                "file system, or owned by another user); nothing was changed. Next: run as the "
-                "owner of the environment, e.g. in the Dockerfile before USER.",
+        path = real_path(target, relative)
+        directory = path.parent
+        if _read_only_mount(directory):
+            return (
+                f"{directory} is on a read-only file system. Next: apply the fix where the "
+                "environment is built, before its file system is made read-only (or install a "
+                "patched wheel)"
             )
+        for each in (path, directory):
+            if each.exists() and (flag := _locked_flag(each)):
+                kind = "file" if each is path else "directory"
+                return (
+                    f"the {kind} {each} is {flag} (chattr +i/+a). Next: as root, "
+                    f"`chattr -i -a {each}`"
+                )
+        if not os.access(directory, os.W_OK):
+            return (
+                f"the directory {directory} is not writable by this user ({_owner(directory)}). "
+                "Next: run as the owner of the environment, e.g. in the Dockerfile before USER"
+            )
+    return None
 
 
-def clean_temps(target: Target) -> None:
-    """Remove temporary files a killed run left beside the targets."""
-    for relative in TARGETS:
-        path = target.path(relative).resolve()
-        if path.is_relative_to(target.package_dir.resolve()):
-            path.with_name(f".{path.name}{TMP_SUFFIX}").unlink(missing_ok=True)
+def check_writable(target: Target) -> None:
+    """Refuse, before anything is written, when a write could not succeed."""
+    reason = unwritable(target)
+    if reason is not None:
+        cause, _, next_step = reason.partition(". Next: ")
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"expected to be able to replace the target files, but {cause}; nothing was "
+            f"changed. Next: {next_step}, then run the same command again.",
+        )
+
+
+def _cause(e: OSError, path: Path) -> str:
+    if e.errno == errno.EROFS or _read_only_mount(path.parent):
+        return "a read-only file system"
+    flag = next((f for p in (path, path.parent) if p.exists() and (f := _locked_flag(p))), None)
+    if flag:
+        return f"an {flag} file or directory"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permissions: " + _owner(path.parent)
+    return "an I/O error"
+
+
+def _remedy(e: OSError, path: Path) -> str:
+    cause = _cause(e, path)
+    if cause.startswith("a read-only"):
+        return "apply the fix where the environment is built, before it is made read-only"
+    if cause.startswith("an "):
+        return "as root, `chattr -i -a` the file and its directory"
+    return "make the directory writable (run as its owner)"
+
+
+# --- leftovers -------------------------------------------------------------------------------
+
+
+def leftovers(target: Target) -> list[Path]:
+    """Temporary files a killed run left beside the targets (its journal's included)."""
+    found = []
+    names = [_real_path_or_none(target, relative) for relative in TARGETS]
+    names.append(_journal_path(target))
+    for path in names:
+        if path is not None:
+            tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+            if tmp.is_file() and not tmp.is_symlink():
+                found.append(tmp)
+    return found
+
+
+def _real_path_or_none(target: Target, relative: str) -> Path | None:
+    try:
+        return real_path(target, relative)
+    except PatchingError:
+        return None
+
+
+def clean_leftovers(target: Target) -> list[str]:
+    """Remove leftover temporary files; return a note for each that could not be removed."""
+    notes = []
+    for tmp in leftovers(target):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            notes.append(f"could not remove the leftover {tmp}: {e.strerror or e}")
+    return notes

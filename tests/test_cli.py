@@ -8,131 +8,46 @@ a failing run must leave the whole install as it found it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import py_compile
 import selectors
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.cli import (
+    FIRST,
+    LK,
+    NEWEST,
+    PATCH,
+    PYTHON,
+    REINSTALL,
+    Install,
+    cli,
+    cli_env,
+    drop_root_powers,
+    expected,
+    first_hunk_header,
+    fresh_process_sees_fix,
+    hunk_line,
+    json_of,
+    sha,
+    unchecked_pyc,
+)
 from support.fake_install import EVENTS, REPO, SPEECH, make, snapshot, wheel_file
 from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_CONTEXT
-from unidiff.patch import PatchSet
 
 from livekit_agents_patch.index import load
 from livekit_agents_patch.target import Exit
 from livekit_agents_patch.writer import CRASH_ENV, HOLD_ENV, JOURNAL
 
-PYTHON = sys.executable
-NEWEST = "1.8.9"
-PATCH = REPO / "patches" / "0001-fix-voice-let-playout-waits-see-interruptions.patch"
-REINSTALL = "-m pip install --force-reinstall --no-deps livekit-agents=="
-LK = REPO / ".venvs" / f"lk-{NEWEST}"
-FIRST = load().supported()[0]
-"""The oldest release the index supports."""
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def expected(version: str, state: str, relative: str) -> str:
-    """The index's sha256 of a target file of ``version``, ``pristine`` or ``patched``."""
-    files = load().data["releases"][version]["files"]
-    value: str = files[relative][state]
-    return value
-
-
-@dataclass
-class Install:
-    root: Path
-    version: str
-
-    def file(self, relative: str) -> Path:
-        return self.root / relative
-
-    def read(self, relative: str) -> bytes:
-        return self.file(relative).read_bytes()
-
-    def state(self) -> dict[str, str]:
-        """Each target's state by its sha256 against the index (the test's own oracle)."""
-        out = {}
-        for relative in (SPEECH, EVENTS):
-            digest = sha(self.read(relative)) if self.file(relative).is_file() else "missing"
-            states = {expected(self.version, s, relative): s for s in ("pristine", "patched")}
-            out[relative] = states.get(digest, "other")
-        return out
-
-    def no_leftovers(self) -> None:
-        voice = self.file(SPEECH).parent
-        assert [p.name for p in voice.iterdir() if p.name.startswith(".")] == []
-        assert not (voice / JOURNAL).exists()
-
 
 @pytest.fixture
 def install(tmp_path: Path) -> Install:
     return Install(make(tmp_path / "site", NEWEST), NEWEST)
-
-
-def cli_env(root: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    if root is not None:
-        env["PYTHONPATH"] = str(root)
-    env.update(extra or {})
-    return env
-
-
-def cli(
-    *args: str,
-    root: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    prefix: tuple[str, ...] = (),
-    python: str = PYTHON,
-) -> subprocess.CompletedProcess[str]:
-    """``livekit-agents-patch ARGS`` in a fresh process, on the fake install at ``root``."""
-    return subprocess.run(
-        [*prefix, python, "-m", "livekit_agents_patch", *args],
-        env=cli_env(root, env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd="/",  # not the checkout: the package comes from the environment, as for a user
-    )
-
-
-def json_of(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    """The one JSON object a ``--json`` run prints, whose ``exit`` is the real exit code."""
-    data = json.loads(done.stdout)
-    assert isinstance(data, dict)
-    assert data["exit"] == done.returncode
-    return data
-
-
-def hunk_line(relative: str, kind: str) -> str:
-    """The first context (or added) line of the patch's first hunk in ``relative``."""
-    for patched_file in PatchSet(PATCH.read_text(encoding="utf-8")):
-        if patched_file.path.endswith(relative):
-            for line in patched_file[0]:
-                if line.line_type == kind and line.value.strip():
-                    value: str = line.value
-                    return value
-    raise AssertionError(f"no {kind!r} line for {relative}")
-
-
-def first_hunk_header(relative: str) -> str:
-    """``@@ -a,b +c,d @@`` of the patch's first hunk in ``relative``, as errors print it."""
-    for patched_file in PatchSet(PATCH.read_text(encoding="utf-8")):
-        if patched_file.path.endswith(relative):
-            h = patched_file[0]
-            return f"@@ -{h.source_start},{h.source_length} +{h.target_start},{h.target_length} @@"
-    raise AssertionError(f"no hunk for {relative}")
 
 
 # --- the normal path -------------------------------------------------------------------------
@@ -361,18 +276,8 @@ def test_symlink_inside_the_package_is_followed(install: Install) -> None:
     assert sha(real.read_bytes()) == expected(NEWEST, "patched", SPEECH)
 
 
-def _drop_root_powers() -> tuple[str, ...]:
-    """A prefix that makes root obey permission bits: drop CAP_DAC_OVERRIDE for the run."""
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: root ignores a read-only directory")
-    return (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
-
-
 def test_read_only_directory(install: Install, tmp_path: Path) -> None:
-    prefix = _drop_root_powers()
+    prefix = drop_root_powers()
     voice = install.file(SPEECH).parent
     voice.chmod(0o555)
     try:
@@ -385,7 +290,7 @@ def test_read_only_directory(install: Install, tmp_path: Path) -> None:
         for command in ("check", "apply"):
             done = cli(command, root=install.root, prefix=prefix)
             assert done.returncode == Exit.IO_ERROR, (command, done.stderr)
-            assert f"expected a writable directory {voice}, found it read-only" in done.stderr
+            assert f"the directory {voice} is not writable by this user" in done.stderr
             assert "nothing was changed" in done.stderr
         assert cli("status", root=install.root, prefix=prefix).returncode == Exit.PRISTINE
         assert snapshot(install.root) == before
@@ -565,52 +470,26 @@ def test_crlf_patch_file(install: Install, tmp_path: Path) -> None:
     assert install.read(SPEECH) == wheel_file(NEWEST, SPEECH)
 
 
-_SEES_FIX = (
-    "import importlib.machinery as m, sys\n"
-    "code = m.SourceFileLoader('speech_handle', sys.argv[1]).get_code('speech_handle')\n"
-    "print('SpeechInterruptedError' in code.co_names)\n"
-)
-
-
-def _fresh_process_sees_fix(source: Path) -> bool:
-    """What a fresh interpreter's import machinery runs for ``source``: cached or compiled."""
-    out = subprocess.run([PYTHON, "-c", _SEES_FIX, str(source)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return {"True": True, "False": False}[out.stdout.strip()]
-
-
-def _unchecked_pyc(source: Path) -> Path:
-    written = py_compile.compile(
-        str(source),
-        doraise=True,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
-    assert written is not None
-    pyc = Path(written)
-    assert pyc.parent.name == "__pycache__"
-    return pyc
-
-
 def test_stale_unchecked_hash_pyc_trap_is_real(tmp_path: Path) -> None:
     """Negative control: replacing the source alone leaves a fresh process on the old code."""
     source = tmp_path / "speech_handle.py"
     source.write_bytes(wheel_file(NEWEST, SPEECH))
-    _unchecked_pyc(source)
+    unchecked_pyc(source)
     patched = Install(make(tmp_path / "site", NEWEST), NEWEST)
     assert cli("apply", root=patched.root).returncode == 0
     source.write_bytes(patched.read(SPEECH))
-    assert not _fresh_process_sees_fix(source)
+    assert not fresh_process_sees_fix(source)
 
 
 def test_apply_and_revert_defeat_stale_unchecked_hash_pyc(install: Install) -> None:
-    pycs = [_unchecked_pyc(install.file(rel)) for rel in (SPEECH, EVENTS)]
-    assert not _fresh_process_sees_fix(install.file(SPEECH))
+    pycs = [unchecked_pyc(install.file(rel)) for rel in (SPEECH, EVENTS)]
+    assert not fresh_process_sees_fix(install.file(SPEECH))
     assert cli("apply", root=install.root).returncode == 0
     assert not any(p.exists() for p in pycs)
-    assert _fresh_process_sees_fix(install.file(SPEECH))
-    _unchecked_pyc(install.file(SPEECH))  # now cached patched, unchecked
+    assert fresh_process_sees_fix(install.file(SPEECH))
+    unchecked_pyc(install.file(SPEECH))  # now cached patched, unchecked
     assert cli("revert", root=install.root).returncode == 0
-    assert not _fresh_process_sees_fix(install.file(SPEECH))
+    assert not fresh_process_sees_fix(install.file(SPEECH))
 
 
 # --- verify, on the real newest release ------------------------------------------------------

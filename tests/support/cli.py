@@ -1,0 +1,157 @@
+"""What the CLI tests share: running the CLI on a fake install, and reading the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from unidiff.patch import PatchSet
+
+from livekit_agents_patch.index import load
+from livekit_agents_patch.writer import JOURNAL
+
+from .fake_install import EVENTS, REPO, SPEECH
+
+PYTHON = sys.executable
+NEWEST = "1.8.9"
+PATCH = REPO / "patches" / "0001-fix-voice-let-playout-waits-see-interruptions.patch"
+REINSTALL = "-m pip install --force-reinstall --no-deps livekit-agents=="
+LK = REPO / ".venvs" / f"lk-{NEWEST}"
+FIRST = load().supported()[0]
+"""The oldest release the index supports."""
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def expected(version: str, state: str, relative: str) -> str:
+    """The index's sha256 of a target file of ``version``, ``pristine`` or ``patched``."""
+    files = load().data["releases"][version]["files"]
+    value: str = files[relative][state]
+    return value
+
+
+@dataclass
+class Install:
+    root: Path
+    version: str
+
+    def file(self, relative: str) -> Path:
+        return self.root / relative
+
+    def read(self, relative: str) -> bytes:
+        return self.file(relative).read_bytes()
+
+    def state(self) -> dict[str, str]:
+        """Each target's state by its sha256 against the index (the test's own oracle)."""
+        out = {}
+        for relative in (SPEECH, EVENTS):
+            digest = sha(self.read(relative)) if self.file(relative).is_file() else "missing"
+            states = {expected(self.version, s, relative): s for s in ("pristine", "patched")}
+            out[relative] = states.get(digest, "other")
+        return out
+
+    def no_leftovers(self) -> None:
+        voice = self.file(SPEECH).parent
+        assert [p.name for p in voice.iterdir() if p.name.startswith(".")] == []
+        assert not (voice / JOURNAL).exists()
+
+
+def cli_env(root: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    env.update(extra or {})
+    return env
+
+
+def cli(
+    *args: str,
+    root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+    python: str = PYTHON,
+) -> subprocess.CompletedProcess[str]:
+    """``livekit-agents-patch ARGS`` in a fresh process, on the fake install at ``root``."""
+    return subprocess.run(
+        [*prefix, python, "-m", "livekit_agents_patch", *args],
+        env=cli_env(root, env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",  # not the checkout: the package comes from the environment, as for a user
+    )
+
+
+def json_of(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    """The one JSON object a ``--json`` run prints, whose ``exit`` is the real exit code."""
+    data = json.loads(done.stdout)
+    assert isinstance(data, dict)
+    assert data["exit"] == done.returncode
+    return data
+
+
+def hunk_line(relative: str, kind: str) -> str:
+    """The first context (or added) line of the patch's first hunk in ``relative``."""
+    for patched_file in PatchSet(PATCH.read_text(encoding="utf-8")):
+        if patched_file.path.endswith(relative):
+            for line in patched_file[0]:
+                if line.line_type == kind and line.value.strip():
+                    value: str = line.value
+                    return value
+    raise AssertionError(f"no {kind!r} line for {relative}")
+
+
+def first_hunk_header(relative: str) -> str:
+    """``@@ -a,b +c,d @@`` of the patch's first hunk in ``relative``, as errors print it."""
+    for patched_file in PatchSet(PATCH.read_text(encoding="utf-8")):
+        if patched_file.path.endswith(relative):
+            h = patched_file[0]
+            return f"@@ -{h.source_start},{h.source_length} +{h.target_start},{h.target_length} @@"
+    raise AssertionError(f"no hunk for {relative}")
+
+
+def drop_root_powers() -> tuple[str, ...]:
+    """A prefix that makes root obey permission bits: drop CAP_DAC_OVERRIDE for the run."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: root ignores a read-only directory")
+    return (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
+
+
+_SEES_FIX = (
+    "import importlib.machinery as m, sys\n"
+    "code = m.SourceFileLoader('speech_handle', sys.argv[1]).get_code('speech_handle')\n"
+    "print('SpeechInterruptedError' in code.co_names)\n"
+)
+
+
+def fresh_process_sees_fix(source: Path) -> bool:
+    """What a fresh interpreter's import machinery runs for ``source``: cached or compiled."""
+    out = subprocess.run([PYTHON, "-c", _SEES_FIX, str(source)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return {"True": True, "False": False}[out.stdout.strip()]
+
+
+def unchecked_pyc(source: Path) -> Path:
+    written = py_compile.compile(
+        str(source),
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    assert written is not None
+    pyc = Path(written)
+    assert pyc.parent.name == "__pycache__"
+    return pyc
