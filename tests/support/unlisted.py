@@ -1,0 +1,87 @@
+"""Synthetic releases the patch index does not list, made from a real installed one.
+
+``relabelled`` copies the ``livekit/agents`` package of a real environment into a directory and
+adds a dist-info that claims another version, with a ``RECORD`` that is true for the copied
+files (after an optional edit). Put that directory first on ``PYTHONPATH`` of the environment's
+interpreter: ``livekit.agents`` is imported from the copy (``livekit`` is a namespace package)
+with the environment's dependencies, and the copy is what the CLI sees and writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+SPEECH = "livekit/agents/voice/speech_handle.py"
+
+Edit = Callable[[str, bytes], bytes]
+"""``(relative path, bytes) -> new bytes`` for each copied file."""
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def relabelled(dest: Path, python: Path, version: str, edit: Edit | None = None) -> Path:
+    """A ``version`` install in ``dest`` made from the livekit-agents of ``python``; return it."""
+    source = subprocess.run(
+        [str(python), "-c", "import livekit.agents as a, os; print(os.path.dirname(a.__file__))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    package = dest / "livekit" / "agents"
+    shutil.copytree(source, package, ignore=shutil.ignore_patterns("__pycache__"))
+    dist_info = dest / f"livekit_agents-{version}.dist-info"
+    dist_info.mkdir()
+    metadata = f"Metadata-Version: 2.4\nName: livekit-agents\nVersion: {version}\n"
+    (dist_info / "METADATA").write_text(metadata, encoding="utf-8")
+    rows = []
+    for path in sorted(p for p in package.rglob("*") if p.is_file()):
+        relative = path.relative_to(dest).as_posix()
+        data = path.read_bytes()
+        if relative == "livekit/agents/version.py":  # a real release says its own version
+            data = re.sub(rb'__version__ = "[^"]*"', f'__version__ = "{version}"'.encode(), data)
+            path.write_bytes(data)
+        if edit is not None:
+            data = edit(relative, data)
+            path.write_bytes(data)
+        rows.append(f"{relative},{_record_hash(data)},{len(data)}")
+    meta = (dist_info / "METADATA").read_bytes()
+    rows.append(f"{dist_info.name}/METADATA,{_record_hash(meta)},{len(meta)}")
+    rows.append(f"{dist_info.name}/RECORD,,")
+    (dist_info / "RECORD").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return dest
+
+
+def replacing(relative: str, old: bytes, new: bytes) -> Edit:
+    """An edit that replaces ``old`` (which must occur once) in one file."""
+
+    def edit(path: str, data: bytes) -> bytes:
+        if path != relative:
+            return data
+        assert data.count(old) == 1, f"{old!r} occurs {data.count(old)} times in {path}"
+        return data.replace(old, new)
+
+    return edit
+
+
+CONTEXT_CHANGED = replacing(
+    SPEECH,
+    b"        self._generations: list[asyncio.Future[None]] = []\n",
+    b"        self._generations: list[asyncio.Future[None]] = []  # steps\n",
+)
+"""A release where a line of a hunk's context changed: the patch no longer applies exactly."""
+
+INTERRUPT_NEVER_SEEN = replacing(
+    SPEECH,
+    b"            self._interrupt_fut.set_result(None)\n",
+    b"            pass  # this release no longer marks the interrupt here\n",
+)
+"""A release where every hunk applies but the fix's contract fails: ``_cancel`` (outside the
+hunks) no longer completes ``_interrupt_fut``, so no playout wait can see the interrupt."""
