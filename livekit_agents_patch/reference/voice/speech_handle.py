@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Generator
 
 from .. import llm
-
-logger = logging.getLogger("livekit.agents")
+from ..log import logger
 
 INTERRUPTION_TIMEOUT = 5.0  # seconds
 
@@ -30,7 +28,8 @@ class SpeechInterruptedError(llm.StopResponse):
     would be noisy somewhere: a plain exception is logged at ERROR with a traceback by every
     release, and ``ToolError`` is logged at ERROR by 1.3.x and shown to the model as a failed
     call by newer releases. ``StopResponse.__init__`` takes no message, so the static message
-    comes from ``__str__``.
+    comes from ``__str__``; ``args`` holds the speech id, so the error pickles (livekit's IPC
+    log queue pickles log records) and copies with it, and its repr names it.
 
     Attributes:
         speech_id: The id of the interrupted speech.
@@ -38,6 +37,7 @@ class SpeechInterruptedError(llm.StopResponse):
 
     def __init__(self, speech_id: str) -> None:
         super().__init__()
+        self.args = (speech_id,)
         self.speech_id = speech_id
 
     def __str__(self) -> str:
@@ -55,8 +55,9 @@ class SpeechHandle:
         self._generations: list[asyncio.Future[None]] = []
         # generations marked done after the speech was interrupted: their playout was cut short
         self._interrupted_generations: set[asyncio.Future[None]] = set()
-        # the waiters of each pending playout, woken together by one callback per future
-        self._playout_waiters: dict[asyncio.Future[None], set[asyncio.Future[None]]] = {}
+        # the waiters of each pending playout, in the order they started, woken together by
+        # one callback per future
+        self._playout_waiters: dict[asyncio.Future[None], dict[asyncio.Future[None], None]] = {}
 
         self._tasks: list[asyncio.Task] = []  # type: ignore[type-arg]  # as upstream
         self._num_steps = 1
@@ -106,7 +107,7 @@ class SpeechHandle:
         if raise_on_interrupt:
             await self._wait_for_playout_or_interrupt(self._done_fut)
             if self._interrupt_fut.done():
-                raise SpeechInterruptedError(self._id)
+                raise self._interrupted_error()
         else:
             await asyncio.shield(self._done_fut)
 
@@ -167,14 +168,14 @@ class SpeechHandle:
             self._interrupt_fut.add_done_callback(self._wake_playout_waiters)
         waiters = self._playout_waiters.get(playout)
         if waiters is None:
-            waiters = self._playout_waiters[playout] = set()
+            waiters = self._playout_waiters[playout] = {}
             playout.add_done_callback(self._wake_playout_waiters)
         waiter = asyncio.get_running_loop().create_future()
-        waiters.add(waiter)
+        waiters[waiter] = None
         try:
             await waiter
         finally:
-            waiters.discard(waiter)
+            del waiters[waiter]
             if not waiters:
                 del self._playout_waiters[playout]
                 playout.remove_done_callback(self._wake_playout_waiters)
@@ -201,10 +202,28 @@ class SpeechHandle:
             SpeechInterruptedError: If the speech was interrupted before the step's playout
                 finished.
         """
+        if not self._generations:
+            raise RuntimeError("cannot use wait_for_generation: no active generation is running.")
+
         generation = self._generations[step_idx]
         await self._wait_for_playout_or_interrupt(generation)
         if not generation.done() or generation in self._interrupted_generations:
-            raise SpeechInterruptedError(self._id)
+            raise self._interrupted_error()
+
+    def _interrupted_error(self) -> SpeechInterruptedError:
+        """The error a playout wait raises on interruption, after one DEBUG record saying so.
+
+        The record answers "why did my tool stop?" in the logs: a static message, the speech id
+        in ``extra``. The logger is imported here because releases before 1.3.7 do not import
+        it in this module.
+        """
+        from ..log import logger
+
+        logger.debug(
+            "playout wait interrupted, raising SpeechInterruptedError",
+            extra={"speech_id": self._id},
+        )
+        return SpeechInterruptedError(self._id)
 
     def _mark_generation_done(self) -> None:
         if not self._generations:
