@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from livekit_agents_patch import subjects
 from livekit_agents_patch.reference.voice.events import RunContext
 from livekit_agents_patch.reference.voice.speech_handle import SpeechHandle, SpeechInterruptedError
+from livekit_agents_patch.scenarios import (
+    Authorize,
+    Cancel,
+    Interrupt,
+    Kind,
+    Scenario,
+    StartWaiter,
+    Step,
+)
 
 
 class StockHandle(SpeechHandle):
@@ -58,13 +67,26 @@ class FirstLeaverTearsDown(SpeechHandle):
         if playout not in self._playout_waiters:
             playout.add_done_callback(self._wake_playout_waiters)
         waiter = asyncio.get_running_loop().create_future()
-        self._playout_waiters.setdefault(playout, set()).add(waiter)
+        self._playout_waiters.setdefault(playout, {})[waiter] = None
         try:
             await waiter
         finally:  # the mutation: no "if not waiters", whoever leaves first unhooks everyone
             self._playout_waiters.pop(playout, None)
             playout.remove_done_callback(self._wake_playout_waiters)
             self._interrupt_fut.remove_done_callback(self._wake_playout_waiters)
+
+
+class WakeWithoutGuard(SpeechHandle):
+    """The shared wake-up sets every waiter's result, even one cancelled in the same loop turn:
+    ``InvalidStateError`` in the callback, and the waiters after it are never woken."""
+
+    def _wake_playout_waiters(self, fut: asyncio.Future[None]) -> None:
+        if fut is self._interrupt_fut:
+            woken = [w for waiters in self._playout_waiters.values() for w in waiters]
+        else:
+            woken = list(self._playout_waiters.get(fut, ()))
+        for waiter in woken:
+            waiter.set_result(None)  # the mutation: no "if not waiter.done()"
 
 
 class DefaultInterruptAware(SpeechHandle):
@@ -150,15 +172,39 @@ class WrongException(SpeechHandle):
             raise RuntimeError("interrupted") from None
 
 
+CANCELLED_IN_THE_WAKE_UP = Scenario(
+    [
+        Step(Authorize()),
+        Step(StartWaiter(Kind.TOOL), yields=1),
+        Step(StartWaiter(Kind.TOOL), yields=1),
+        Step(Interrupt(force=True)),
+        Step(Cancel(0), yields=4),
+    ]
+)
+"""Two tools wait on one step; the interrupt, and the first waiter cancelled in the same loop
+turn, before the shared wake-up runs. The waiters are woken in the order they started, so the
+cancelled one comes first every time: without the ``if not waiter.done()`` guard the wake-up
+raises on it and never wakes the second (found by hand: random exploration reaches it rarely,
+and with waiters in a ``set`` it was killed only when hash order put the cancelled one first)."""
+
+
 @dataclass(frozen=True)
 class Control:
     subject: subjects.Classes
     caught_by: frozenset[str]
     """The properties whose violation is the expected (shrunk) counterexample."""
+    example: Scenario | None = None
+    """An explicit scenario that kills the control every time, tried before exploring."""
 
 
-def _control(name: str, handle: type[SpeechHandle], *caught_by: str, **kw: type) -> Control:
-    return Control(subjects.vendored(handle, name=name, **kw), frozenset(caught_by))
+def _control(
+    name: str,
+    handle: type[SpeechHandle],
+    *caught_by: str,
+    example: Scenario | None = None,
+    **kw: type,
+) -> Control:
+    return Control(subjects.vendored(handle, name=name, **kw), frozenset(caught_by), example)
 
 
 OUTCOME = "outcome follows the order of transitions"
@@ -174,6 +220,12 @@ CONTROLS = {
     ),
     "first leaver tears down": _control(
         "mutant: the first waiter to leave unhooks the others", FirstLeaverTearsDown, "prompt"
+    ),
+    "wake-up without the done guard": _control(
+        "mutant: the wake-up sets a cancelled waiter's result",
+        WakeWithoutGuard,
+        "prompt",
+        example=CANCELLED_IN_THE_WAKE_UP,
     ),
     "default interrupt-aware": _control(
         "mutant: SpeechHandle default made interrupt-aware", DefaultInterruptAware, EARLY
