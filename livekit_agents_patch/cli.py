@@ -107,6 +107,8 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
     judged = release if supported else None
     reports = patching.judge(target, judged, patching.read(target))
     kinds = {r.state for r in reports}
+    revision = patching.revision_of(reports)
+    latest = judged.revision if judged is not None else None
     files = []
     for r in reports:
         entry: dict[str, Any] = {
@@ -115,6 +117,7 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
             "state": r.state.value,
             "sha256": r.sha256,
             "note": r.note,
+            "revisions": sorted(r.revisions),
         }
         if judged is not None:
             entry["expected"] = {
@@ -141,10 +144,17 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
             f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
         )
         next_step = f"`{_command(args, 'apply')}` (or revert): it rolls the files back first"
-    elif kinds == {State.PATCHED}:
+    elif revision is not None and revision == latest:
         code, state = Exit.OK, "patched"
-        summary = "patched: the fix for livekit/agents#5359 is in place"
+        summary = f"patched: the fix for livekit/agents#5359 is in place (revision {revision})"
         next_step = f"`{_command(args, 'verify')}` to check it"
+    elif revision is not None:
+        code, state = Exit.OK, "patched"
+        summary = (
+            f"patched: revision {revision} of the fix for livekit/agents#5359 is in place; "
+            f"revision {latest} is newer"
+        )
+        next_step = f"`{_command(args, 'apply')}` upgrades it to revision {latest}"
     elif kinds == {State.PRISTINE}:
         code, state = Exit.PRISTINE, "pristine"
         summary = "pristine: the fix for livekit/agents#5359 is NOT applied"
@@ -169,6 +179,8 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
         "supported": supported,
         "unsupported_reason": None if supported else reason,
         "patch": release.patch if release else None,
+        "revision": revision,
+        "latest_revision": latest,
         "files": files,
         "notes": notes,
         "summary": summary,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,11 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+REVISIONS_DIR = "revisions"
+"""Under ``patches/``: ``revisions/<n>/<patch file>`` is revision ``n`` of that patch file, kept
+so that an install patched by an older revision is recognised, upgraded and reverted."""
+
+
 @dataclass(frozen=True)
 class Release:
     version: str
@@ -45,6 +50,23 @@ class Release:
     unsupported: str | None
     pristine: dict[str, str]
     patched: dict[str, str]
+    """The patched hashes of the current revision (``revisions[revision]``)."""
+    revision: int = 1
+    """The current revision of the patch."""
+    revisions: dict[int, dict[str, str]] = field(default_factory=dict)
+    """The patched hashes of every revision shipped for this release, the current one included."""
+
+    def revisions_of(self, relative: str, digest: str) -> frozenset[int]:
+        """The revisions whose patched ``relative`` has this sha256 (several, if they agree)."""
+        return frozenset(n for n, files in self.revisions.items() if files.get(relative) == digest)
+
+    def patch_file(self, revision: int) -> str:
+        """The patch file of ``revision``, relative to ``patches/``."""
+        if self.patch is None or revision not in self.revisions:
+            raise KeyError(f"livekit-agents {self.version} has no patch revision {revision}")
+        if revision == self.revision:
+            return self.patch
+        return f"{REVISIONS_DIR}/{revision}/{self.patch}"
 
 
 @dataclass(frozen=True)
@@ -52,16 +74,25 @@ class Index:
     data: dict[str, Any]
 
     @property
+    def revision(self) -> int:
+        """The current revision of the patches."""
+        return int(self.data.get("revision", 1))
+
+    @property
     def releases(self) -> dict[str, Release]:
         out = {}
         for version, entry in self.data["releases"].items():
             files = entry.get("files", {})
+            patched = {path: h["patched"] for path, h in files.items()}
+            older = {int(n): dict(h) for n, h in entry.get("revisions", {}).items()}
             out[version] = Release(
                 version=version,
                 patch=entry.get("patch"),
                 unsupported=entry.get("unsupported"),
                 pristine={path: h["pristine"] for path, h in files.items()},
-                patched={path: h["patched"] for path, h in files.items()},
+                patched=patched,
+                revision=self.revision,
+                revisions={**older, self.revision: patched} if files else {},
             )
         return out
 

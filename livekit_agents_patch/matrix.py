@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import applier
-from .index import STRIP, TARGETS, load, patches_dir, sha256, version_key
+from .index import REVISIONS_DIR, STRIP, TARGETS, load, patches_dir, sha256, version_key
 
 PACKAGE = "livekit-agents"
 FIRST_LINE = "1.2.0"
@@ -86,6 +86,8 @@ class Result:
     compiles: bool = False
     reason: str | None = None
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    older: dict[int, dict[str, str]] = field(default_factory=dict)
+    """The patched hashes of each older revision of the serving patch that applies."""
     quiet_stop: bool = True
     """``StopResponse`` ends a tool without an ERROR log (1.2.18 on)."""
 
@@ -145,9 +147,40 @@ def check_release(
             path: {"pristine": sha256(files[path]), "patched": sha256(patched[path])}
             for path in TARGETS
         }
+        result.older = older_revisions(files, name)
         return result
     result.reason = "; ".join(errors)
     return result
+
+
+def older_revisions(files: dict[str, bytes], name: str) -> dict[int, dict[str, str]]:
+    """Revision -> patched hashes, for each kept older revision of ``name`` that applies exactly
+    and reverses to ``files``."""
+    out = {}
+    for revision in sorted(revisions()):
+        path = patches_dir() / REVISIONS_DIR / str(revision) / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        try:
+            patched = patch_files(files, text)
+        except applier.PatchError:
+            continue
+        if unpatch_files(patched, text) == files:
+            out[revision] = {p: sha256(patched[p]) for p in TARGETS}
+    return out
+
+
+def revisions() -> list[int]:
+    """The older revisions kept under ``patches/revisions/``."""
+    root = patches_dir() / REVISIONS_DIR
+    found = [int(d.name) for d in root.iterdir() if d.name.isdigit()] if root.is_dir() else []
+    return sorted(found)
+
+
+def current_revision() -> int:
+    """The revision of the patches in ``patches/``: one past the newest kept older one."""
+    return max(revisions(), default=0) + 1
 
 
 def run(versions: list[str], patch_names: list[str]) -> list[Result]:
@@ -167,7 +200,10 @@ def index_data(results: list[Result], patch_names: list[str]) -> dict[str, objec
     releases: dict[str, object] = {}
     for r in results:
         if r.ok:
-            releases[r.version] = {"patch": r.patch, "files": r.hashes}
+            entry: dict[str, object] = {"patch": r.patch, "files": r.hashes}
+            if r.older:
+                entry["revisions"] = {str(n): h for n, h in sorted(r.older.items())}
+            releases[r.version] = entry
         else:
             releases[r.version] = {"unsupported": r.reason or "the patch does not round-trip"}
     return {
@@ -175,6 +211,7 @@ def index_data(results: list[Result], patch_names: list[str]) -> dict[str, objec
         "package": PACKAGE,
         "strip": STRIP,
         "targets": list(TARGETS),
+        "revision": current_revision(),
         "patches": served,
         "releases": releases,
     }
@@ -220,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         for v, entry in actual["releases"].items()  # type: ignore[attr-defined]
         if expected["releases"].get(v) != entry
     ]
+    if expected.get("revision") != actual["revision"]:
+        problems.append(
+            f"the index says revision {expected.get('revision')}, patches/ holds revision "
+            f"{actual['revision']}"
+        )
     for problem in problems:
         print(problem)
     supported = sum(1 for r in results if r.ok)

@@ -3,6 +3,11 @@
 Every hunk of both files is placed in memory and the result is checked against the index's
 hashes before any byte is written; ``writer`` then replaces both files or neither. No git and no
 GNU patch: ``applier`` places the hunks in memory.
+
+Revisions: an install patched by an older revision of the patch (``patches/revisions/``) counts
+as patched by that revision. ``apply`` upgrades it in memory (older revision reversed to the
+pristine bytes, checked, then the current revision applied, checked) and writes once; ``revert``
+reverses whichever revision is there.
 """
 
 from __future__ import annotations
@@ -33,6 +38,17 @@ class FileReport:
     sha256: str | None
     note: str | None = None
     """What a foreign file is: the file of another release, or nothing the index knows."""
+    revisions: frozenset[int] = frozenset()
+    """A patched file: the revisions of the patch whose result it is (several when equal)."""
+
+
+def revision_of(reports: list[FileReport]) -> int | None:
+    """The revision both files are patched by (the newest they share), or ``None``: not all
+    patched, or patched by revisions that differ."""
+    if not reports or any(r.state is not State.PATCHED for r in reports):
+        return None
+    common = frozenset.intersection(*(r.revisions for r in reports))
+    return max(common) if common else None
 
 
 # --- reading and judging ---------------------------------------------------------------------
@@ -60,12 +76,15 @@ def identify(digest: str, index: Index | None = None) -> str | None:
     """Which release's pristine or patched file has this sha256, if any."""
     releases = (index or load()).releases.values()
     pristine = [r.version for r in releases if digest in r.pristine.values()]
-    patched = [r.version for r in releases if digest in r.patched.values()]
     found = []
     if pristine:
         found.append(f"the pristine file of livekit-agents {_versions(pristine)}")
-    if patched:
-        found.append(f"the patched file of livekit-agents {_versions(patched)}")
+    latest = max((n for r in releases for n in r.revisions), default=1)
+    for n in sorted({n for r in releases for n in r.revisions}, reverse=True):
+        patched = [r.version for r in releases if digest in r.revisions.get(n, {}).values()]
+        if patched:
+            which = "" if n == latest else f" (revision {n})"
+            found.append(f"the patched file{which} of livekit-agents {_versions(patched)}")
     return " and ".join(found) or None
 
 
@@ -83,10 +102,11 @@ def judge(
             continue
         digest = sha256(data)
         pristine = release.pristine.get(relative) if release else target.record.get(relative)
+        revisions = release.revisions_of(relative, digest) if release else frozenset()
         if digest == pristine:
             reports.append(FileReport(relative, path, State.PRISTINE, digest))
-        elif release is not None and digest == release.patched.get(relative):
-            reports.append(FileReport(relative, path, State.PATCHED, digest))
+        elif revisions:
+            reports.append(FileReport(relative, path, State.PATCHED, digest, None, revisions))
         else:
             note = identify(digest)
             if note is None and digest == target.record.get(relative):
@@ -104,6 +124,13 @@ def states(target: Target, release: Release | None) -> dict[str, State]:
 def describe(report: FileReport, release: Release | None, *, short: bool = False) -> str:
     """One line: the file, its state, and for a foreign edit what was expected and found."""
     line = f"{report.relative if short else report.path}: {report.state.value}"
+    if report.state is State.PATCHED and release is not None:
+        newest = max(report.revisions)
+        line += (
+            f" (revision {newest})"
+            if newest == release.revision
+            else (f" (revision {newest}; revision {release.revision} is newer)")
+        )
     if report.state is State.FOREIGN and report.sha256:
         expected = ""
         if release is not None and release.pristine:
@@ -137,28 +164,37 @@ def release_for(target: Target, index: Index | None = None) -> Release:
     return release
 
 
-def _patch_files(release: Release) -> dict[str, Any]:
-    """The patch's per-file diffs, by target path."""
+def _patch_files(release: Release, revision: int) -> dict[str, Any]:
+    """The per-file diffs of the patch's ``revision``, by target path."""
+    name = release.patch_file(revision)
     try:
-        patch_set = applier.parse(load().patch_text(release.patch or ""))
+        patch_set = applier.parse(load().patch_text(name))
         files = {applier.target_path(f, STRIP): f for f in patch_set}
     except (OSError, applier.PatchError) as e:
         raise PatchingError(
-            Exit.USAGE, f"cannot read the patch {release.patch}: {e}. Next: reinstall this tool."
+            Exit.USAGE, f"cannot read the patch {name}: {e}. Next: reinstall this tool."
         ) from e
     if sorted(files) != sorted(TARGETS):
         raise PatchingError(
             Exit.USAGE,
-            f"the patch {release.patch} changes {sorted(files)}, expected {sorted(TARGETS)}. "
+            f"the patch {name} changes {sorted(files)}, expected {sorted(TARGETS)}. "
             "Next: reinstall this tool.",
         )
     return files
 
 
 def _transform_file(
-    target: Target, release: Release, relative: str, current: bytes | None, *, reverse: bool
+    target: Target,
+    release: Release,
+    relative: str,
+    current: bytes | None,
+    *,
+    reverse: bool,
+    revision: int | None = None,
 ) -> bytes:
-    """The new bytes of one file, every hunk placed and the hash checked; nothing written."""
+    """The new bytes of one file, every hunk of ``revision`` (default: the current one) placed
+    and the hash checked; nothing written."""
+    revision = release.revision if revision is None else revision
     path = target.path(relative)
     if current is None:
         raise PatchingError(
@@ -169,11 +205,13 @@ def _transform_file(
     except UnicodeDecodeError as e:
         raise PatchingError(Exit.FOREIGN_EDIT, f"{path}: expected UTF-8 text, found {e}") from e
     try:
-        new, _ = applier.apply_file(text, _patch_files(release)[relative], reverse=reverse)
+        new, _ = applier.apply_file(
+            text, _patch_files(release, revision)[relative], reverse=reverse
+        )
     except applier.PatchError as e:
         raise PatchingError(Exit.FOREIGN_EDIT, f"{path}: {e}") from e
     data = new.encode("utf-8")
-    expected = (release.pristine if reverse else release.patched)[relative]
+    expected = (release.pristine if reverse else release.revisions[revision])[relative]
     if sha256(data) != expected:
         raise PatchingError(
             Exit.FOREIGN_EDIT,
@@ -186,13 +224,30 @@ def _transform_file(
 
 
 def transform(
-    target: Target, release: Release, contents: Mapping[str, bytes | None], *, reverse: bool
+    target: Target,
+    release: Release,
+    contents: Mapping[str, bytes | None],
+    *,
+    reverse: bool,
+    revision: int | None = None,
 ) -> dict[str, bytes]:
     """The new bytes of both files, in the patch's order; nothing written."""
+    revision = release.revision if revision is None else revision
     return {
-        relative: _transform_file(target, release, relative, contents[relative], reverse=reverse)
-        for relative in _patch_files(release)
+        relative: _transform_file(
+            target, release, relative, contents[relative], reverse=reverse, revision=revision
+        )
+        for relative in _patch_files(release, revision)
     }
+
+
+def upgrade(
+    target: Target, release: Release, contents: Mapping[str, bytes | None], revision: int
+) -> dict[str, bytes]:
+    """The current revision's bytes from files patched by an older ``revision``, in memory:
+    reversed to pristine (hash checked), then patched again (hash checked)."""
+    pristine = transform(target, release, contents, reverse=True, revision=revision)
+    return transform(target, release, pristine, reverse=False)
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -220,15 +275,24 @@ def _plan(
 ) -> tuple[str, dict[str, bytes] | None]:
     """What apply (or revert) would do from ``contents``: ``(result, new bytes or None)``."""
     release, reports = _preflight(target, contents)
-    done, todo = (State.PRISTINE, State.PATCHED) if reverse else (State.PATCHED, State.PRISTINE)
-    if all(r.state is done for r in reports):
-        return ("already pristine" if reverse else "already applied"), None
-    if not all(r.state is todo for r in reports):
+    revision = revision_of(reports)
+    latest = release.revision
+    if all(r.state is State.PRISTINE for r in reports):
+        if reverse:
+            return "already pristine", None
+        return "applied", transform(target, release, contents, reverse=False)
+    if revision is None:
         raise PatchingError(
             Exit.FOREIGN_EDIT, _mixed(target, release, reports, contents, reverse=reverse)
         )
-    return ("reverted" if reverse else "applied"), transform(
-        target, release, contents, reverse=reverse
+    if reverse:
+        result = "reverted" if revision == latest else f"reverted (from revision {revision})"
+        return result, transform(target, release, contents, reverse=True, revision=revision)
+    if revision == latest:
+        return "already applied", None
+    return (
+        f"upgraded from revision {revision} to revision {latest}",
+        upgrade(target, release, contents, revision),
     )
 
 
@@ -274,7 +338,15 @@ def check(target: Target) -> str:
     if new is not None or original is not None:
         writer.check_writable(target)
     if new is not None:
-        result = f"would apply {release_for(target).patch}"
+        release = release_for(target)
+        upgrading = result.startswith("upgraded")
+        result = f"would apply {release.patch}"
+        if upgrading:
+            old = revision_of(judge(target, release, {**contents, **(original or {})}))
+            result = (
+                f"would upgrade revision {old} to revision {release.revision} "
+                f"({release.patch}): one write of both files"
+            )
     if original is not None:
         result += " (after rolling back an interrupted run)"
     return result

@@ -5,7 +5,8 @@ UPSTREAM_VENV := $(VENVS)/lk-$(NEWEST)
 UPSTREAM_CHECK := $(UPSTREAM_VENV)/bin/python tests/upstream/check.py
 UPSTREAM_OUT := build/upstream-pr
 
-.PHONY: upstream-check upstream-series upstream-tests upstream-lint upstream-am upstream-regen
+.PHONY: upstream-check upstream-series upstream-tests upstream-lint upstream-am upstream-am-mirror \
+	upstream-regen
 
 test-extra:: upstream-check
 
@@ -38,8 +39,13 @@ upstream-pr:
 
 # apply the series to a checkout of upstream's default branch and run the module there:
 #   make upstream-am UPSTREAM=/path/to/livekit/agents [UPSTREAM_REF=origin/main]
-# (needs that checkout's own environment for pytest: UPSTREAM_PYTHON=/path/to/python)
+# (needs an environment with livekit-agents' dependencies for pytest: UPSTREAM_PYTHON=<python>;
+# the checkout's livekit-agents/ goes first on PYTHONPATH, and the run fails unless that is the
+# livekit.agents imported). With UPSTREAM_PYTHON the module must also fail on UPSTREAM_REF's own
+# files (the series' fix taken out again): it tests the fix, not the environment.
 UPSTREAM_REF ?= origin/main
+UPSTREAM_PYTEST = PYTHONPATH=$$PWD/livekit-agents $(UPSTREAM_PYTHON) -m pytest --unit -q \
+	  -p no:cacheprovider tests/test_wait_for_playout_interrupt.py
 upstream-am:
 	@test -n "$(UPSTREAM)" || { echo "usage: make upstream-am UPSTREAM=<git dir or url>" >&2; exit 2; }
 	rm -rf $(UPSTREAM_OUT)/agents
@@ -48,9 +54,29 @@ upstream-am:
 	  && git -c user.name=upstream-pr -c user.email=upstream-pr@invalid am -q \
 	     $(CURDIR)/patches/upstream/*.patch \
 	  && git log --oneline -3 && git diff --stat $(UPSTREAM_REF)..HEAD
-	@if [ -n "$(UPSTREAM_PYTHON)" ]; then cd $(UPSTREAM_OUT)/agents && PYTHONPATH=$$PWD \
-	  $(UPSTREAM_PYTHON) -m pytest --unit -q -p no:cacheprovider \
-	  tests/test_wait_for_playout_interrupt.py; fi
+	@if [ -n "$(UPSTREAM_PYTHON)" ]; then set -e; cd $(UPSTREAM_OUT)/agents; \
+	  imported=$$(PYTHONPATH=$$PWD/livekit-agents $(UPSTREAM_PYTHON) -c \
+	    'import livekit.agents.voice.speech_handle as m; print(m.__file__)'); \
+	  case "$$imported" in "$$PWD"/*) ;; *) echo "upstream-am: imported $$imported, not the \
+	    checkout's livekit-agents" >&2; exit 1;; esac; \
+	  echo "== the module on $(UPSTREAM_REF) + the series ($$imported)"; \
+	  $(UPSTREAM_PYTEST); \
+	  echo "== control: the module on $(UPSTREAM_REF)'s own voice/ files (must fail)"; \
+	  git checkout -q $(UPSTREAM_REF) -- livekit-agents/livekit/agents/voice; \
+	  if $(UPSTREAM_PYTEST) > control.log 2>&1; then cat control.log; \
+	    echo "upstream-am: the module passes without the fix" >&2; exit 1; fi; \
+	  grep -m1 "SpeechInterruptedError" control.log; tail -1 control.log; \
+	  git checkout -q HEAD -- livekit-agents/livekit/agents/voice; \
+	  echo "upstream-am: ok"; fi
+
+# the same against the local mirror of livekit/agents, with the newest release's venv for the
+# dependencies. Not part of `make test`: CI has no mirror.
+UPSTREAM_MIRROR ?= /work/.mirror/livekit+agents/repo
+upstream-am-mirror: $(UPSTREAM_VENV)/.ok
+	@test -d "$(UPSTREAM_MIRROR)" || { echo "no livekit/agents mirror at $(UPSTREAM_MIRROR):" \
+	  "set UPSTREAM_MIRROR=<git dir or url>" >&2; exit 2; }
+	$(MAKE) --no-print-directory upstream-am UPSTREAM=$(UPSTREAM_MIRROR) \
+	  UPSTREAM_PYTHON=$(abspath $(UPSTREAM_VENV))/bin/python
 
 # after editing tests/upstream/test_wait_for_playout_interrupt.py (or rebasing), rewrite the
 # series from a checkout of upstream's default branch: 0001 as it is, 0002 with the module

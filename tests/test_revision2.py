@@ -46,7 +46,7 @@ def _finish(handle: Any) -> None:
     "clone", [copy.copy, copy.deepcopy, lambda e: pickle.loads(pickle.dumps(e))]
 )
 def test_error_round_trips_with_its_speech_id(patched: subjects.Classes, clone: Any) -> None:
-    error = patched.interrupted_error("speech_abc")  # type: ignore[call-arg]
+    error = patched.interrupted_error("speech_abc")
     again = clone(error)
     assert type(again) is type(error)
     assert again.speech_id == "speech_abc"  # type: ignore[attr-defined]
@@ -57,7 +57,7 @@ def test_error_round_trips_with_its_speech_id(patched: subjects.Classes, clone: 
 
 def test_a_log_record_carrying_the_error_pickles(patched: subjects.Classes) -> None:
     """livekit's IPC log queue pickles records; ``exc_info``'s error must survive it."""
-    error = patched.interrupted_error("speech_abc")  # type: ignore[call-arg]
+    error = patched.interrupted_error("speech_abc")
     record = logging.LogRecord("livekit.agents", logging.DEBUG, __file__, 1, "x", None, None)
     record.error = error
     assert pickle.loads(pickle.dumps(record)).error.speech_id == "speech_abc"
