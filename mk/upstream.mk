@@ -41,9 +41,11 @@ upstream-pr:
 #   make upstream-am UPSTREAM=/path/to/livekit/agents [UPSTREAM_REF=origin/main]
 # (needs an environment with livekit-agents' dependencies for pytest: UPSTREAM_PYTHON=<python>;
 # the checkout's livekit-agents/ goes first on PYTHONPATH, and the run fails unless that is the
-# livekit.agents imported). With UPSTREAM_PYTHON the module must also fail on UPSTREAM_REF's own
-# files (the series' fix taken out again): it tests the fix, not the environment.
+# livekit.agents imported). With UPSTREAM_PYTHON, upstream's own tests of tool outputs under
+# interruption (UPSTREAM_ALSO, which the PR text cites) run too, and the module must fail on
+# UPSTREAM_REF's own files (the series' fix taken out again): it tests the fix, not the setup.
 UPSTREAM_REF ?= origin/main
+UPSTREAM_ALSO ?= tests/test_tool_output_per_call.py tests/test_tool_results_preserved_on_interruption.py
 UPSTREAM_PYTEST = PYTHONPATH=$$PWD/livekit-agents $(UPSTREAM_PYTHON) -m pytest --unit -q \
 	  -p no:cacheprovider tests/test_wait_for_playout_interrupt.py
 upstream-am:
@@ -59,8 +61,8 @@ upstream-am:
 	    'import livekit.agents.voice.speech_handle as m; print(m.__file__)'); \
 	  case "$$imported" in "$$PWD"/*) ;; *) echo "upstream-am: imported $$imported, not the \
 	    checkout's livekit-agents" >&2; exit 1;; esac; \
-	  echo "== the module on $(UPSTREAM_REF) + the series ($$imported)"; \
-	  $(UPSTREAM_PYTEST); \
+	  echo "== the module and $(UPSTREAM_ALSO) on $(UPSTREAM_REF) + the series ($$imported)"; \
+	  $(UPSTREAM_PYTEST) $(UPSTREAM_ALSO); \
 	  echo "== control: the module on $(UPSTREAM_REF)'s own voice/ files (must fail)"; \
 	  git checkout -q $(UPSTREAM_REF) -- livekit-agents/livekit/agents/voice; \
 	  if $(UPSTREAM_PYTEST) > control.log 2>&1; then cat control.log; \
