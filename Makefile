@@ -50,10 +50,10 @@ unit: $(VENVS)/dev/.ok
 real: venvs
 	@set -e; for r in $(RELEASES); do \
 	  echo "== livekit-agents $$r, stock"; \
-	  $(VENVS)/lk-$$r/bin/python -m pytest -q -p no:cacheprovider tests/test_contract.py tests/e2e --expect stock; \
+	  $(VENVS)/lk-$$r/bin/python -m pytest -q -p no:cacheprovider tests/test_contract.py tests/test_revision2.py tests/e2e --expect stock; \
 	  echo "== livekit-agents $$r, patched"; \
 	  PYTHONPATH=$(VENVS)/lk-$$r/patched $(VENVS)/lk-$$r/bin/python -m pytest -q \
-	    -p no:cacheprovider tests/test_contract.py tests/e2e --expect patched; \
+	    -p no:cacheprovider tests/test_contract.py tests/test_revision2.py tests/e2e --expect patched; \
 	done
 
 matrix: $(VENVS)/dev/.ok

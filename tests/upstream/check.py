@@ -57,6 +57,11 @@ STOCK_FAILURES = {
     _CLS + "RunContextWaitForPlayout.test_interrupt_then_step_done_raises",
     # the new keyword arguments
     _CLS + "RunContextWaitForPlayout.test_raise_on_interrupt_false_waits_for_the_step",
+    # revision 2: woken at the interrupt in start order, the DEBUG record, an error that copies
+    _CLS + "RunContextWaitForPlayout.test_waiters_wake_in_the_order_they_started",
+    _CLS + "RunContextWaitForPlayout.test_raising_wait_logs_one_debug_record",
+    _CLS + "SpeechInterruptedError.test_keeps_its_speech_id_when_copied",
+    _CLS + "SpeechInterruptedError.test_keeps_its_speech_id_when_pickled",
     _CLS + "SpeechHandleWaitForPlayout.test_opt_in_raises_promptly_on_interrupt",
     _CLS + "SpeechHandleWaitForPlayout.test_opt_in_returns_when_done_without_interrupt",
     _CLS + "Cancellation.test_cancelled_waiters_leave_the_handle_alone",

@@ -17,6 +17,9 @@ step that finished playing before the interrupt returns, even for a waiter start
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
+import pickle
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 from unittest.mock import MagicMock
@@ -178,6 +181,64 @@ class TestRunContextWaitForPlayout:
         assert result.fnc_call_out.output == ""
         assert not result.fnc_call_out.is_error
         assert not result.fnc_call_out.reply_required
+
+    async def test_no_generation_raises_runtime_error(self) -> None:
+        handle = SpeechHandle.create()  # no step authorized
+        with pytest.raises(RuntimeError, match="no active generation is running"):
+            await _run_context(handle).wait_for_playout()
+
+    async def test_waiters_wake_in_the_order_they_started(self, handle: SpeechHandle) -> None:
+        ctx = _run_context(handle)
+        ended: list[int] = []
+
+        async def wait(n: int) -> None:
+            try:
+                await ctx.wait_for_playout()
+            finally:
+                ended.append(n)
+
+        waiters = [_start(wait(n)) for n in range(16)]
+        await _settle()
+        handle.interrupt()
+        await _settle()
+
+        assert all(waiter.done() for waiter in waiters)
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+        assert ended == list(range(16))
+
+    async def test_raising_wait_logs_one_debug_record(
+        self, handle: SpeechHandle, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG, logger="livekit.agents")
+        waiter = _start(_run_context(handle).wait_for_playout())
+        await _settle()
+        handle.interrupt()
+        await _settle()
+
+        with pytest.raises(SpeechInterruptedError):
+            await waiter
+        records = [r for r in caplog.records if r.levelno == logging.DEBUG]
+        assert [r.getMessage() for r in records] == [
+            "playout wait interrupted, raising SpeechInterruptedError"
+        ]
+        assert records[0].name == "livekit.agents"
+        assert records[0].speech_id == handle.id
+
+
+class TestSpeechInterruptedError:
+    async def test_keeps_its_speech_id_when_copied(self) -> None:
+        again = copy.copy(SpeechInterruptedError("speech_1"))
+
+        assert type(again) is SpeechInterruptedError
+        assert again.speech_id == "speech_1"
+        assert repr(again) == "SpeechInterruptedError('speech_1')"
+
+    async def test_keeps_its_speech_id_when_pickled(self) -> None:
+        again = pickle.loads(pickle.dumps(SpeechInterruptedError("speech_1")))
+
+        assert type(again) is SpeechInterruptedError
+        assert again.speech_id == "speech_1"
 
 
 class TestSpeechHandleWaitForPlayout:
