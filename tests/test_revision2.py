@@ -1,10 +1,13 @@
 """What revision 2 of the patch changes, against the vendored reference or the installed release.
 
-Each test fails on revision 1 (``patches/revisions/1/``): its ``SpeechInterruptedError`` had
-``args == ()`` and could not be unpickled or copied (``TypeError: missing ... 'speech_id'``); a
-tool's wait on a handle with no generation raised ``IndexError`` where stock raised upstream's
-``RuntimeError``; the waiters of a playout sat in a ``set``, woken in hash order; and nothing was
-logged when a wait raised.
+Run against revision 1's reference (``git show f14cdf5``), 9 of these 12 fail: its
+``SpeechInterruptedError`` had ``args == ()`` and could not be unpickled or copied (``TypeError:
+missing ... 'speech_id'``); a tool's wait on a handle with no generation raised ``IndexError``
+where stock raised upstream's ``RuntimeError``; the waiters of a playout sat in a ``set``, woken
+in hash order; and nothing was logged when a wait raised. The other three pin what must not
+change: ``raise_on_interrupt=False``'s RuntimeError (stock's own path), the wake-up's guard for
+a waiter cancelled in the same turn (it kills the guard mutant of ``tests/variants.py`` every
+time), and no record for a wait that returns.
 """
 
 from __future__ import annotations
