@@ -1,4 +1,5 @@
-"""``livekit-agents-patch``: status, check, apply, revert, verify and show, for one environment.
+"""``livekit-agents-patch``: status, check, apply, revert, verify and show, for one environment;
+``wheel``, a patched wheel of a release for lockfiles.
 
 Plain short text by default (results on stdout, refusals on stderr); ``--json`` prints exactly
 one JSON object on stdout, always with ``exit``, the process's exit code (see ``Exit``).
@@ -16,7 +17,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, environment, patching, writer
+from . import __version__, environment, patching, wheel, writer
 from .index import TARGETS, load
 from .patching import State
 from .target import Exit, PatchingError, Target
@@ -89,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="print the patch for the installed version (for git apply)", parents=[common]
     )
     show.add_argument("--release", help="print the patch for this livekit-agents release instead")
+    json_only = _Parser(add_help=False)
+    json_only.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+    )
+    build = commands.add_parser(
+        "wheel",
+        help="build the patched wheel of a release (X+fix5359.rN) for lockfiles and images",
+        parents=[json_only],
+    )
+    build.add_argument("--release", required=True, help="the livekit-agents release, e.g. 1.8.9")
+    build.add_argument(
+        "--output", type=Path, default=Path("."), help="directory to write it to (default: .)"
+    )
+    build.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="upstream's wheel of the release, instead of downloading it (air-gapped builds)",
+    )
     return parser
 
 
@@ -105,8 +125,10 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
     release = load().releases.get(target.version)
     supported = release is not None and release.patch is not None
     judged = release if supported else None
-    reports = patching.judge(target, judged, patching.read(target))
+    contents = patching.read(target)
+    reports = patching.judge(target, judged, contents)
     kinds = {r.state for r in reports}
+    from_wheel = patching.from_patched_wheel(target, contents)
     files = []
     for r in reports:
         entry: dict[str, Any] = {
@@ -144,6 +166,11 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
     elif kinds == {State.PATCHED}:
         code, state = Exit.OK, "patched"
         summary = "patched: the fix for livekit/agents#5359 is in place"
+        if from_wheel:
+            summary = (
+                f"patched (installed from a patched wheel, {target.wheel_version}): the fix for "
+                "livekit/agents#5359 is in place"
+            )
         next_step = f"`{_command(args, 'verify')}` to check it"
     elif kinds == {State.PRISTINE}:
         code, state = Exit.PRISTINE, "pristine"
@@ -162,6 +189,8 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
     data = {
         "state": state,
         "version": target.version,
+        "wheel_version": target.wheel_version,
+        "from_patched_wheel": from_wheel,
         "root": str(target.root),
         "dist_root": str(target.dist_root) if target.dist_root else None,
         "files_version": target.files_version,
@@ -174,7 +203,8 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
         "summary": summary,
         "next": next_step,
     }
-    lines = [f"livekit-agents {target.version} at {target.root}"]
+    installed = target.wheel_version or target.version
+    lines = [f"livekit-agents {installed} at {target.root}"]
     lines += [f"  note: {note}" for note in notes]
     if target.files_version and target.files_version != target.version:
         lines.append(f"  note: livekit/agents/version.py says {target.files_version}")
@@ -225,6 +255,46 @@ def _verify(args: argparse.Namespace, as_json: bool) -> int:
         return _emit(as_json, Exit.USAGE, {"error": message}, f"error: {message}")
 
 
+# --- wheel -----------------------------------------------------------------------------------
+
+
+def _wheel(args: argparse.Namespace, as_json: bool) -> int:
+    try:
+        built = wheel.build(args.release, args.output, args.source)
+    except PatchingError as e:
+        data = {"command": "wheel", "release": args.release, "error": str(e)}
+        return _emit(as_json, e.code, data, f"error: {e}", error=True)
+    data = {
+        "command": "wheel",
+        "path": str(built.path),
+        "sha256": built.sha256,
+        "release": built.release,
+        "version": built.version,
+        "revision": built.revision,
+        "patch": built.patch,
+        "source": str(built.source),
+        "snippets": built.snippets,
+    }
+    snippets = built.snippets
+    text = "\n".join(
+        [
+            f"built {built.path}",
+            f"  livekit-agents {built.version}: upstream's {built.release} with {built.patch}",
+            f"  sha256 {built.sha256}",
+            "",
+            "pip (requirements.txt, install with --require-hashes):",
+            f"  {snippets['pip']}",
+            "",
+            "uv (pyproject.toml; keep livekit-agents in [project] dependencies):",
+            *(f"  {line}" for line in snippets["uv"].splitlines()),
+            "",
+            "poetry (pyproject.toml):",
+            *(f"  {line}" for line in snippets["poetry"].splitlines()),
+        ]
+    )
+    return _emit(as_json, Exit.OK, data, text)
+
+
 # --- output ----------------------------------------------------------------------------------
 
 
@@ -243,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     as_json: bool = getattr(args, "json", False)
     if args.command == "verify":
         return _verify(args, as_json)
+    if args.command == "wheel":
+        return _wheel(args, as_json)
     target: Target | None = None
     try:
         if args.command == "show" and args.release:

@@ -198,12 +198,19 @@ def transform(
 # --- the commands ----------------------------------------------------------------------------
 
 
+def from_patched_wheel(target: Target, contents: Mapping[str, bytes | None]) -> bool:
+    """Whether the files are a patched wheel's own (see ``wheel``): the distribution's version
+    carries the wheel's local label and its RECORD lists these very bytes."""
+    return target.wheel_version is not None and all(
+        data is not None and target.record.get(relative) == sha256(data)
+        for relative, data in ((rel, contents[rel]) for rel in TARGETS)
+    )
+
+
 def _preflight(
     target: Target, contents: Mapping[str, bytes | None]
 ) -> tuple[Release, list[FileReport]]:
     release = release_for(target)
-    for relative in TARGETS:
-        writer.real_path(target, relative)
     reports = judge(target, release, contents)
     for report in reports:
         if report.state is State.MISSING:
@@ -215,14 +222,28 @@ def _preflight(
     return release, reports
 
 
-def _plan(
+def plan(
     target: Target, contents: Mapping[str, bytes | None], *, reverse: bool
 ) -> tuple[str, dict[str, bytes] | None]:
-    """What apply (or revert) would do from ``contents``: ``(result, new bytes or None)``."""
+    """What apply (or revert) would do from ``contents``: ``(result, new bytes or None)``.
+
+    Decided from the bytes alone, nothing read or written: ``apply`` and revert on disk and
+    ``wheel`` in an archive take their bytes from here, refusals included.
+    """
     release, reports = _preflight(target, contents)
     done, todo = (State.PRISTINE, State.PATCHED) if reverse else (State.PATCHED, State.PRISTINE)
     if all(r.state is done for r in reports):
+        if not reverse and from_patched_wheel(target, contents):
+            return "already applied (installed from a patched wheel)", None
         return ("already pristine" if reverse else "already applied"), None
+    if reverse and from_patched_wheel(target, contents):
+        raise PatchingError(
+            Exit.FOREIGN_EDIT,
+            f"livekit-agents {target.wheel_version} was installed from a patched wheel: the "
+            "patched files are the package's own, and its RECORD lists them, so they are not "
+            "reverted in place. Next: reinstall upstream's wheel with "
+            f"{target.reinstall}",
+        )
     if not all(r.state is todo for r in reports):
         raise PatchingError(
             Exit.FOREIGN_EDIT, _mixed(target, release, reports, contents, reverse=reverse)
@@ -232,13 +253,21 @@ def _plan(
     )
 
 
+def _writable_paths(target: Target) -> None:
+    """Refuse links out of the package (after an unsupported release, as before any state)."""
+    release_for(target)
+    for relative in TARGETS:
+        writer.real_path(target, relative)
+
+
 def _run(target: Target, *, reverse: bool) -> str:
     """Decide from the bytes on disk (as an interrupted run's rollback would leave them), then
     write only if something must change: an install already in the wanted state is left alone,
     so a read-only one is fine."""
     with writer.locked(target):
         original = writer.read_journal(target)
-        result, new = _plan(target, {**read(target), **(original or {})}, reverse=reverse)
+        _writable_paths(target)
+        result, new = plan(target, {**read(target), **(original or {})}, reverse=reverse)
         if new is None and original is None:
             notes = writer.clean_leftovers(target)
             return result + "".join(f" ({note})" for note in notes)
@@ -270,7 +299,8 @@ def check(target: Target) -> str:
     """What ``apply`` would do, without writing anything."""
     contents = read(target)
     original = writer.read_journal(target)
-    result, new = _plan(target, {**contents, **(original or {})}, reverse=False)
+    _writable_paths(target)
+    result, new = plan(target, {**contents, **(original or {})}, reverse=False)
     if new is not None or original is not None:
         writer.check_writable(target)
     if new is not None:

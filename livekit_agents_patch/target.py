@@ -51,6 +51,9 @@ class Target:
     python: str | None = None
     """The interpreter the target belongs to, for the commands this tool suggests."""
     notes: tuple[str, ...] = field(default=())
+    wheel_version: str | None = None
+    """The installed distribution's version when it is a patched wheel's (``1.8.9+fix5359.r1``,
+    see ``wheel``); ``version`` is then upstream's release, ``1.8.9``."""
 
     def path(self, relative: str) -> Path:
         return self.root / relative
