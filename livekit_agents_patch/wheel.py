@@ -123,7 +123,9 @@ def _untrue_record(archive: zipfile.ZipFile, rows: list[list[str]]) -> list[str]
         if row is None:
             problems.append(f"{info.filename} is not in RECORD")
         elif row[1] != _record_hash(data) or row[2] != str(len(data)):
-            problems.append(f"{info.filename}: RECORD says {row[1]}, the entry has {_record_hash(data)}")
+            problems.append(
+                f"{info.filename}: RECORD says {row[1]}, the entry has {_record_hash(data)}"
+            )
     return problems
 
 
@@ -208,15 +210,15 @@ def build(release: str, output: Path, source: Path | None = None) -> Built:
             if name.startswith(f"{old_info}/"):
                 name = new_info + name[len(old_info) :]
             members.append((_entry(name, info), data))
-    hashes = {info.filename: data for info, data in members}
+    written = {info.filename: data for info, data in members}
     new_rows = []
-    for row in rows:
+    for row in rows:  # upstream's order; RECORD lists itself without a hash
         name = new_info + row[0][len(old_info) :] if row[0].startswith(f"{old_info}/") else row[0]
-        data = hashes.get(name)
-        if name.endswith(".dist-info/RECORD") or data is None:
+        content = written.get(name)
+        if name.endswith(".dist-info/RECORD") or content is None:
             new_rows.append([name, "", ""])
         else:
-            new_rows.append([name, _record_hash(data), str(len(data))])
+            new_rows.append([name, _record_hash(content), str(len(content))])
     record = _write_record(new_rows)
     members = [(i, record if i.filename == f"{new_info}/RECORD" else d) for i, d in members]
     path = _write(output, wheel_name(version), members)
