@@ -12,12 +12,15 @@ import csv
 import hashlib
 import io
 import os
+import shlex
+import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
-from support.cli import NEWEST, REINSTALL, Install, cli, json_of, sha
+from support.cli import NEWEST, PYTHON, REINSTALL, Install, cli, cli_env, json_of, sha
 from support.fake_install import EVENTS, SPEECH, WHEELS, from_wheel, make, snapshot
+from support.readme import blocks, section
 
 from livekit_agents_patch import matrix
 from livekit_agents_patch.index import load, local_version, revision, split_local
@@ -259,3 +262,37 @@ def test_a_labelled_install_whose_files_are_not_its_record_is_judged_by_its_file
     assert cli("revert", root=root).stdout.startswith("already pristine")
     assert cli("apply", root=root).stdout.startswith("applied:")
     assert "installed from a patched wheel" in cli("status", root=root).stdout
+
+
+# --- the README's snippets are wheel's own ---------------------------------------------------
+
+
+def test_readme_snippets_are_what_wheel_prints(upstream: Path, tmp_path: Path) -> None:
+    found = blocks(section("Lockfiles and immutable images"))
+    langs = [lang for lang, _ in found]
+    assert langs == ["sh", "", "toml", "toml", "dockerfile"]
+    (_, command), (_, pip), (_, uv), (_, poetry), (_, dockerfile) = found
+    # the command, as written, run in a project directory (upstream's wheel given with --from)
+    argv = shlex.split(command)
+    assert argv[:2] == ["livekit-agents-patch", "wheel"]
+    done = subprocess.run(
+        [PYTHON, "-m", "livekit_agents_patch", *argv[1:], "--json", "--from", str(upstream)],
+        env=cli_env(None),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    data = json_of(done)
+    assert data["path"] == f"wheels/{NAME}"
+    snippets = data["snippets"]
+    assert isinstance(snippets, dict)
+    assert uv.endswith(snippets["uv"] + "\n")
+    assert 'dependencies = ["livekit-agents"]' in uv
+    assert poetry == snippets["poetry"] + "\n"
+    # pip: the line for a wheel in /app/wheels, as the Dockerfile's first stage writes it
+    pinned = snippets["pip"].replace(f"file://{tmp_path}/wheels/", "file:///app/wheels/")
+    assert pip.strip() == pinned.replace(str(data["sha256"]), "<the sha256 wheel prints>")
+    assert "livekit-agents-patch wheel --release 1.8.9 --output /app/wheels" in dockerfile
+    assert "COPY --from=fix5359 /app/wheels/ /app/wheels/" in dockerfile
+    assert "pip install --no-cache-dir --require-hashes -r /app/requirements.txt" in dockerfile
+    assert (tmp_path / "wheels" / NAME).read_bytes() == build(upstream, tmp_path / "o").read_bytes()
