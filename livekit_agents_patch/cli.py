@@ -27,10 +27,12 @@ PROG = "livekit-agents-patch"
 EXIT_HELP = """exit codes:
   0  ok: done, already done, or (status) patched; (verify) every property holds
   1  verify: a property does not hold (the counterexample is printed)
-  2  usage: bad arguments, an interpreter that cannot be run
+  2  usage: bad arguments, an interpreter that cannot be run; (wheel) upstream's wheel
+     cannot be downloaded or is not the release asked for
   3  livekit-agents is not installed (or not importable, for verify)
   4  this livekit-agents release is not supported
-  5  foreign edit: a file is neither pristine nor patched, or missing
+  5  foreign edit: a file is neither pristine nor patched, or missing; (wheel) upstream's
+     wheel is not as published; (revert) installed from a patched wheel
   6  status: pristine, the fix is not applied
   7  cannot write (read-only, another owner, symlink out of the package); nothing changed
   8  status: a run was interrupted mid-write; the next apply or revert rolls it back"""
@@ -99,14 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the patched wheel of a release (X+fix5359.rN) for lockfiles and images",
         parents=[json_only],
     )
-    build.add_argument("--release", required=True, help="the livekit-agents release, e.g. 1.8.9")
     build.add_argument(
-        "--output", type=Path, default=Path("."), help="directory to write it to (default: .)"
+        "--release", required=True, metavar="X", help="the livekit-agents release, e.g. 1.8.9"
+    )
+    build.add_argument(
+        "--output",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="directory to write it to (default: .)",
     )
     build.add_argument(
         "--from",
         dest="source",
         type=Path,
+        metavar="FILE.whl",
         help="upstream's wheel of the release, instead of downloading it (air-gapped builds)",
     )
     return parser
