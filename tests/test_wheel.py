@@ -264,7 +264,6 @@ def test_a_labelled_install_whose_files_are_not_its_record_is_judged_by_its_file
     assert "installed from a patched wheel" in cli("status", root=root).stdout
 
 
-
 def test_a_label_alone_does_not_make_an_install_a_patched_wheel(tmp_path: Path) -> None:
     """Negative control for the RECORD half of the detection: upstream's files and RECORD under
     a METADATA that claims the label are upstream's install; apply and revert work in place."""
@@ -275,6 +274,7 @@ def test_a_label_alone_does_not_make_an_install_a_patched_wheel(tmp_path: Path) 
     assert done.returncode == Exit.OK and "patched wheel" not in done.stdout
     assert json_of(cli("status", "--json", root=root))["from_patched_wheel"] is False
     assert cli("revert", root=root).stdout.startswith("reverted:")
+
 
 # --- the README's snippets are wheel's own ---------------------------------------------------
 
