@@ -16,9 +16,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, environment, patching, writer
+from . import __version__, environment, patching, status
 from .index import TARGETS, load
-from .patching import State
 from .target import Exit, PatchingError, Target
 
 PROG = "livekit-agents-patch"
@@ -102,90 +101,11 @@ def _command(args: argparse.Namespace, command: str) -> str:
 
 
 def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, Any], str]:
-    release = load().releases.get(target.version)
-    supported = release is not None and release.patch is not None
-    judged = release if supported else None
-    reports = patching.judge(target, judged, patching.read(target))
-    kinds = {r.state for r in reports}
-    files = []
-    for r in reports:
-        entry: dict[str, Any] = {
-            "file": r.relative,
-            "path": str(r.path),
-            "state": r.state.value,
-            "sha256": r.sha256,
-            "note": r.note,
-        }
-        if judged is not None:
-            entry["expected"] = {
-                "pristine": judged.pristine[r.relative],
-                "patched": judged.patched[r.relative],
-            }
-        real = r.path.resolve()
-        if not real.is_relative_to(target.package_dir.resolve()):
-            entry["note"] = f"a link to {real}, outside the package: apply refuses to write it"
-        files.append(entry)
-    if not supported:
-        code, state = Exit.UNSUPPORTED, "unsupported"
-        reason = release.unsupported if release else "not in the patch index"
-        summary = f"unsupported: livekit-agents {target.version}: {reason}"
-        next_step = (
-            f"upgrade livekit-agents to {load().supported()[0]} or later"
-            if release
-            else f"run `{_command(args, 'verify')}` to see whether this release needs the fix"
-        )
-    elif writer.interrupted(target):
-        code, state = Exit.INTERRUPTED, "interrupted"
-        summary = (
-            "interrupted: a run was killed between its two file writes (journal "
-            f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
-        )
-        next_step = f"`{_command(args, 'apply')}` (or revert): it rolls the files back first"
-    elif kinds == {State.PATCHED}:
-        code, state = Exit.OK, "patched"
-        summary = "patched: the fix for livekit/agents#5359 is in place"
-        next_step = f"`{_command(args, 'verify')}` to check it"
-    elif kinds == {State.PRISTINE}:
-        code, state = Exit.PRISTINE, "pristine"
-        summary = "pristine: the fix for livekit/agents#5359 is NOT applied"
-        next_step = f"`{_command(args, 'apply')}`"
-    else:
-        code = Exit.FOREIGN_EDIT
-        state = "missing" if State.MISSING in kinds else "foreign edit"
-        summary = f"{state}: expected both files pristine or both patched"
-        next_step = f"put back the wheel's files: {target.reinstall}"
-    notes = list(target.notes) + [
-        f"{tmp} ({tmp.stat().st_size} bytes) was left by a killed run; the next apply or revert "
-        "removes it"
-        for tmp in writer.leftovers(target)
-    ]
-    data = {
-        "state": state,
-        "version": target.version,
-        "root": str(target.root),
-        "dist_root": str(target.dist_root) if target.dist_root else None,
-        "files_version": target.files_version,
-        "python": target.python,
-        "supported": supported,
-        "unsupported_reason": None if supported else reason,
-        "patch": release.patch if release else None,
-        "files": files,
-        "notes": notes,
-        "summary": summary,
-        "next": next_step,
-    }
+    found = status.status(target, lambda name: _command(args, name))
     lines = [f"livekit-agents {target.version} at {target.root}"]
-    lines += [f"  note: {note}" for note in notes]
-    if target.files_version and target.files_version != target.version:
-        lines.append(f"  note: livekit/agents/version.py says {target.files_version}")
-    for r, entry in zip(reports, files, strict=True):
-        line = f"  {patching.describe(r, judged, short=True)}"
-        if entry["note"] and entry["note"] != r.note:
-            line += f" ({entry['note']})"
-        lines.append(line)
-    lines.append(summary)
-    lines.append(f"Next: {next_step}")
-    return code, data, "\n".join(lines)
+    lines += [f"  {line}" for line in found.lines]
+    lines += [found.summary, f"Next: {found.next_step}"]
+    return found.code, found.data, "\n".join(lines)
 
 
 # --- verify ----------------------------------------------------------------------------------
