@@ -16,7 +16,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, environment, patching, status
+from . import __version__, environment, patching, status, unlisted
 from .index import TARGETS, load
 from .target import Exit, PatchingError, Target
 
@@ -31,7 +31,8 @@ EXIT_HELP = """exit codes:
   5  foreign edit: a file is neither pristine nor patched, or missing
   6  status: pristine, the fix is not applied
   7  cannot write (read-only, another owner, symlink out of the package); nothing changed
-  8  status: a run was interrupted mid-write; the next apply or revert rolls it back"""
+  8  status: a run was interrupted mid-write; the next apply or revert rolls it back
+  9  the contract's checks could not run on this target (not a property failure)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,12 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="version, path, and each file: pristine, patched, foreign edit",
         parents=[common],
     )
-    commands.add_parser(
+    unlisted_help = (
+        "also a release the patch index does not list, if every hunk applies exactly and the "
+        "contract holds on the patched files here (checked before writing)"
+    )
+    check = commands.add_parser(
         "check", help="dry run of apply: would it apply, and why not", parents=[common]
     )
-    commands.add_parser(
+    check.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
+    apply = commands.add_parser(
         "apply", help="patch both files, all or nothing (idempotent)", parents=[common]
     )
+    apply.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
     commands.add_parser("revert", help="restore the pristine bytes (idempotent)", parents=[common])
     verify = commands.add_parser(
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
@@ -185,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(patch)
             return 0
         assert target is not None
-        action = {"check": patching.check, "apply": patching.apply, "revert": patching.revert}
-        done = action[args.command](target)
+        if args.command == "revert":
+            done = patching.revert(target)
+        else:
+            action = {"check": patching.check, "apply": patching.apply}[args.command]
+            done = action(target, allow_unlisted=args.allow_unlisted)
     except PatchingError as e:
         text = f"error: {e}"
         revert_refused = args.command == "revert" and e.code is Exit.FOREIGN_EDIT

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import patching, writer
+from . import patching, unlisted, writer
 from .index import TARGETS, load
 from .patching import FileReport, State
-from .target import Exit, Target
+from .target import Exit, PatchingError, Target
 
 
 @dataclass
@@ -32,10 +32,19 @@ class Status:
 
 def status(target: Target, command: Callable[[str], str]) -> Status:
     """Judge ``target``. ``command(name)`` spells how to run another command on the same target."""
-    release = load().releases.get(target.version)
+    index = load()
+    contents = patching.read(target)
+    release = index.releases.get(target.version)
+    listed = release is not None
+    unlisted_reason = None
+    if release is None:  # judged against the newest patch, as `apply --allow-unlisted` would
+        try:
+            release = unlisted.release(target, contents, index)
+        except PatchingError as e:
+            unlisted_reason = str(e).split(" Next: ")[0]
     supported = release is not None and release.patch is not None
     judged = release if supported else None
-    reports = patching.judge(target, judged, patching.read(target))
+    reports = patching.judge(target, judged, contents)
     kinds = {r.state for r in reports}
     files = []
     for r in reports:
@@ -58,8 +67,12 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     reason = None
     if not supported:
         code, state = Exit.UNSUPPORTED, "unsupported"
-        reason = release.unsupported if release else "not in the patch index"
-        summary = f"unsupported: livekit-agents {target.version}: {reason}"
+        reason = release.unsupported if release else unlisted_reason
+        summary = (
+            f"unsupported: livekit-agents {target.version}: {reason}"
+            if listed
+            else f"unsupported: {reason}"
+        )
         next_step = (
             f"upgrade livekit-agents to {load().supported()[0]} or later"
             if release
@@ -75,11 +88,19 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     elif kinds == {State.PATCHED}:
         code, state = Exit.OK, "patched"
         summary = "patched: the fix for livekit/agents#5359 is in place"
+        if not listed:
+            summary += f" (release {target.version} is not in the patch index)"
         next_step = f"`{command('verify')}` to check it"
     elif kinds == {State.PRISTINE}:
         code, state = Exit.PRISTINE, "pristine"
         summary = "pristine: the fix for livekit/agents#5359 is NOT applied"
         next_step = f"`{command('apply')}`"
+        if not listed:
+            summary += (
+                f" (release {target.version} is not in the patch index; the patch applies "
+                "exactly to it)"
+            )
+            next_step = f"`{command('apply ' + unlisted.FLAG)}` (checks the contract first)"
     else:
         code = Exit.FOREIGN_EDIT
         state = "missing" if State.MISSING in kinds else "foreign edit"
@@ -98,6 +119,7 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
         "files_version": target.files_version,
         "python": target.python,
         "supported": supported,
+        "listed": listed,
         "unsupported_reason": reason,
         "patch": release.patch if release else None,
         "files": files,
