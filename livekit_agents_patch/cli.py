@@ -17,9 +17,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, environment, patching, wheel, writer
+from . import __version__, environment, patching, status, unlisted, wheel
 from .index import TARGETS, load
-from .patching import State
 from .target import Exit, PatchingError, Target
 
 PROG = "livekit-agents-patch"
@@ -35,7 +34,8 @@ EXIT_HELP = """exit codes:
      wheel is not as published; (revert) installed from a patched wheel
   6  status: pristine, the fix is not applied
   7  cannot write (read-only, another owner, symlink out of the package); nothing changed
-  8  status: a run was interrupted mid-write; the next apply or revert rolls it back"""
+  8  status: a run was interrupted mid-write; the next apply or revert rolls it back
+  9  the contract's checks could not run on this target (not a property failure)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,12 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="version, path, and each file: pristine, patched, foreign edit",
         parents=[common],
     )
-    commands.add_parser(
+    unlisted_help = (
+        "also a release the patch index does not list, if every hunk applies exactly and the "
+        "contract holds on the patched files here (checked before writing)"
+    )
+    check = commands.add_parser(
         "check", help="dry run of apply: would it apply, and why not", parents=[common]
     )
-    commands.add_parser(
+    check.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
+    apply = commands.add_parser(
         "apply", help="patch both files, all or nothing (idempotent)", parents=[common]
     )
+    apply.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
     commands.add_parser("revert", help="restore the pristine bytes (idempotent)", parents=[common])
     verify = commands.add_parser(
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
@@ -131,100 +137,11 @@ def _command(args: argparse.Namespace, command: str) -> str:
 
 
 def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, Any], str]:
-    release = load().releases.get(target.version)
-    supported = release is not None and release.patch is not None
-    judged = release if supported else None
-    contents = patching.read(target)
-    reports = patching.judge(target, judged, contents)
-    kinds = {r.state for r in reports}
-    from_wheel = patching.from_patched_wheel(target, contents)
-    files = []
-    for r in reports:
-        entry: dict[str, Any] = {
-            "file": r.relative,
-            "path": str(r.path),
-            "state": r.state.value,
-            "sha256": r.sha256,
-            "note": r.note,
-        }
-        if judged is not None:
-            entry["expected"] = {
-                "pristine": judged.pristine[r.relative],
-                "patched": judged.patched[r.relative],
-            }
-        real = r.path.resolve()
-        if not real.is_relative_to(target.package_dir.resolve()):
-            entry["note"] = f"a link to {real}, outside the package: apply refuses to write it"
-        files.append(entry)
-    if not supported:
-        code, state = Exit.UNSUPPORTED, "unsupported"
-        reason = release.unsupported if release else "not in the patch index"
-        summary = f"unsupported: livekit-agents {target.version}: {reason}"
-        next_step = (
-            f"upgrade livekit-agents to {load().supported()[0]} or later"
-            if release
-            else f"run `{_command(args, 'verify')}` to see whether this release needs the fix"
-        )
-    elif writer.interrupted(target):
-        code, state = Exit.INTERRUPTED, "interrupted"
-        summary = (
-            "interrupted: a run was killed between its two file writes (journal "
-            f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
-        )
-        next_step = f"`{_command(args, 'apply')}` (or revert): it rolls the files back first"
-    elif kinds == {State.PATCHED}:
-        code, state = Exit.OK, "patched"
-        summary = "patched: the fix for livekit/agents#5359 is in place"
-        if from_wheel:
-            summary = (
-                f"patched (installed from a patched wheel, {target.wheel_version}): the fix for "
-                "livekit/agents#5359 is in place"
-            )
-        next_step = f"`{_command(args, 'verify')}` to check it"
-    elif kinds == {State.PRISTINE}:
-        code, state = Exit.PRISTINE, "pristine"
-        summary = "pristine: the fix for livekit/agents#5359 is NOT applied"
-        next_step = f"`{_command(args, 'apply')}`"
-    else:
-        code = Exit.FOREIGN_EDIT
-        state = "missing" if State.MISSING in kinds else "foreign edit"
-        summary = f"{state}: expected both files pristine or both patched"
-        next_step = f"put back the wheel's files: {target.reinstall}"
-    notes = list(target.notes) + [
-        f"{tmp} ({tmp.stat().st_size} bytes) was left by a killed run; the next apply or revert "
-        "removes it"
-        for tmp in writer.leftovers(target)
-    ]
-    data = {
-        "state": state,
-        "version": target.version,
-        "wheel_version": target.wheel_version,
-        "from_patched_wheel": from_wheel,
-        "root": str(target.root),
-        "dist_root": str(target.dist_root) if target.dist_root else None,
-        "files_version": target.files_version,
-        "python": target.python,
-        "supported": supported,
-        "unsupported_reason": None if supported else reason,
-        "patch": release.patch if release else None,
-        "files": files,
-        "notes": notes,
-        "summary": summary,
-        "next": next_step,
-    }
-    installed = target.wheel_version or target.version
-    lines = [f"livekit-agents {installed} at {target.root}"]
-    lines += [f"  note: {note}" for note in notes]
-    if target.files_version and target.files_version != target.version:
-        lines.append(f"  note: livekit/agents/version.py says {target.files_version}")
-    for r, entry in zip(reports, files, strict=True):
-        line = f"  {patching.describe(r, judged, short=True)}"
-        if entry["note"] and entry["note"] != r.note:
-            line += f" ({entry['note']})"
-        lines.append(line)
-    lines.append(summary)
-    lines.append(f"Next: {next_step}")
-    return code, data, "\n".join(lines)
+    found = status.status(target, lambda name: _command(args, name))
+    lines = [f"livekit-agents {target.wheel_version or target.version} at {target.root}"]
+    lines += [f"  {line}" for line in found.lines]
+    lines += [found.summary, f"Next: {found.next_step}"]
+    return found.code, found.data, "\n".join(lines)
 
 
 # --- verify ----------------------------------------------------------------------------------
@@ -346,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(patch)
             return 0
         assert target is not None
-        action = {"check": patching.check, "apply": patching.apply, "revert": patching.revert}
-        done = action[args.command](target)
+        if args.command == "revert":
+            done = patching.revert(target)
+        else:
+            action = {"check": patching.check, "apply": patching.apply}[args.command]
+            done = action(target, allow_unlisted=args.allow_unlisted)
     except PatchingError as e:
         text = f"error: {e}"
         revert_refused = args.command == "revert" and e.code is Exit.FOREIGN_EDIT

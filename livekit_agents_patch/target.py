@@ -26,6 +26,8 @@ class Exit(enum.IntEnum):
     """Cannot write (read-only, another owner, symlink out of the package); nothing changed."""
     INTERRUPTED = 8
     """``status``: a run was killed mid-write; the next apply or revert rolls it back."""
+    CANNOT_VERIFY = 9
+    """The contract's checks could not run on this target (not "a property does not hold")."""
 
 
 class PatchingError(Exception):
