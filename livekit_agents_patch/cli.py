@@ -124,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.whl",
         help="upstream's wheel of the release, instead of downloading it (air-gapped builds)",
     )
+    build.add_argument(
+        unlisted.FLAG,
+        action="store_true",
+        help=f"{unlisted_help}; the contract runs with --python's environment, which needs "
+        "that release's dependencies",
+    )
+    build.add_argument(
+        "--python",
+        default=argparse.SUPPRESS,
+        help="with --allow-unlisted: the interpreter that checks the contract (default: this one)",
+    )
     return parser
 
 
@@ -186,7 +197,13 @@ def _verify(args: argparse.Namespace, as_json: bool) -> int:
 
 def _wheel(args: argparse.Namespace, as_json: bool) -> int:
     try:
-        built = wheel.build(args.release, args.output, args.source)
+        built = wheel.build(
+            args.release,
+            args.output,
+            args.source,
+            allow_unlisted=args.allow_unlisted,
+            python=getattr(args, "python", None),
+        )
     except PatchingError as e:
         data = {"command": "wheel", "release": args.release, "error": str(e)}
         return _emit(as_json, e.code, data, f"error: {e}", error=True)

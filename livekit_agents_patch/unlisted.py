@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -119,12 +120,17 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
         )
     with tempfile.TemporaryDirectory(prefix="livekit-agents-patch-contract-") as tmp:
         overlay = Path(tmp)
-        shutil.copytree(
-            target.package_dir,
-            overlay / "livekit" / "agents",
-            ignore=shutil.ignore_patterns("__pycache__"),
-            symlinks=False,
-        )
+        if target.root.is_file():  # a wheel (see ``wheel``): its package, extracted
+            with zipfile.ZipFile(target.root) as archive:
+                package = [n for n in archive.namelist() if n.startswith("livekit/agents/")]
+                archive.extractall(overlay, members=package)
+        else:
+            shutil.copytree(
+                target.package_dir,
+                overlay / "livekit" / "agents",
+                ignore=shutil.ignore_patterns("__pycache__"),
+                symlinks=False,
+            )
         for relative, data in new.items():
             (overlay / relative).write_bytes(data)
         env = dict(os.environ)
@@ -154,6 +160,7 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
         f"livekit-agents {target.version} is not in the patch index, and the contract's checks "
         f"could not run on the patched files (verify exited {code}: "
         f"{result.get('error') or result.get('summary') or done.stderr.strip()}). Nothing "
-        "changed. Next: make `livekit-agents-patch verify` run in this environment, then try "
-        "again.",
+        "changed. Next: make `livekit-agents-patch verify` run in this environment (for "
+        "`wheel`: pass --python an interpreter whose environment has this release's "
+        "dependencies), then try again.",
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import matrix, patching
-from .index import TARGETS, Release, local_version, revision, sha256
+from .index import TARGETS, Release, load, local_version, revision, sha256
 from .target import Exit, PatchingError, Target
 
 PACKAGE = "livekit_agents"
@@ -146,16 +146,26 @@ def _release(version: str) -> Release:
     return patching.release_for(Target(version=version, root=Path("."), record={}))
 
 
-def build(release: str, output: Path, source: Path | None = None) -> Built:
+def build(
+    release: str,
+    output: Path,
+    source: Path | None = None,
+    *,
+    allow_unlisted: bool = False,
+    python: str | None = None,
+) -> Built:
     """Write the patched wheel of ``release`` into ``output``; return what was written.
 
     Refuses (``PatchingError``) before any download when the index does not support the
     release, and before writing anything when upstream's wheel is not what the index expects.
+    With ``allow_unlisted``, a release the index does not list is built when the patch applies
+    exactly to the wheel's files and the contract holds on them, run by ``python`` (an
+    interpreter whose environment has that release's dependencies; default: this one).
     """
-    entry = _release(release)
+    if not allow_unlisted or release in load().releases:
+        _release(release)
     source = source if source is not None else fetch(release)
-    version = local_version(entry)
-    old_info, new_info = f"{PACKAGE}-{release}.dist-info", f"{PACKAGE}-{version}.dist-info"
+    old_info = f"{PACKAGE}-{release}.dist-info"
     try:
         archive = zipfile.ZipFile(source)
     except (OSError, zipfile.BadZipFile) as e:
@@ -191,8 +201,14 @@ def build(release: str, output: Path, source: Path | None = None) -> Built:
                 for rel in TARGETS
                 if recorded.get(rel, "").startswith("sha256=")
             },
+            python=python,
         )
-        result, patched = patching.plan(target, contents, reverse=False)
+        result, patched = patching.plan(
+            target, contents, reverse=False, allow_unlisted=allow_unlisted
+        )
+        entry = patching.release_for(target, contents=contents, allow_unlisted=allow_unlisted)
+        version = local_version(entry)
+        new_info = f"{PACKAGE}-{version}.dist-info"
         if patched is None:
             raise PatchingError(
                 Exit.FOREIGN_EDIT,

@@ -7,13 +7,16 @@ contract check runs the real code. Bytes on disk are checked after every refusal
 
 from __future__ import annotations
 
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 from support.cli import LK, NEWEST, cli, expected, json_of, sha
-from support.fake_install import EVENTS, SPEECH
-from support.unlisted import CONTEXT_CHANGED, INTERRUPT_NEVER_SEEN, relabelled
+from support.fake_install import EVENTS, SPEECH, WHEELS
+from support.unlisted import CONTEXT_CHANGED, INTERRUPT_NEVER_SEEN, relabelled, relabelled_wheel
 
+from livekit_agents_patch import matrix
 from livekit_agents_patch.target import Exit
 
 PYTHON = LK / "bin" / "python"
@@ -94,3 +97,42 @@ def test_a_foreign_edit_of_an_unlisted_release_is_refused(tmp_path: Path) -> Non
     assert done.returncode == Exit.FOREIGN_EDIT, done.stderr
     assert "expected the bytes the wheel's RECORD lists" in done.stderr
     assert _bytes(root) == before
+
+
+# --- wheel --allow-unlisted --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Path:
+    return matrix.wheel(NEWEST, WHEELS)
+
+
+def _wheel(source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return cli(
+        "wheel", "--release", UNLISTED, "--from", str(source), "--output", str(output), *extra
+    )
+
+
+def test_wheel_of_an_unlisted_release_only_with_the_flag(upstream: Path, tmp_path: Path) -> None:
+    source = relabelled_wheel(upstream, tmp_path / "src", UNLISTED)
+    refused = _wheel(source, tmp_path / "out")
+    assert refused.returncode == Exit.UNSUPPORTED and "--allow-unlisted" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    done = _wheel(source, tmp_path / "out", "--allow-unlisted", "--python", str(PYTHON), "--json")
+    built = json_of(done)
+    assert built["exit"] == Exit.OK, done.stdout
+    assert str(built["version"]).startswith(f"{UNLISTED}+fix5359.r")
+    with zipfile.ZipFile(str(built["path"])) as archive:
+        for relative in (SPEECH, EVENTS):  # 1.8.9's files: 1.8.9's patched bytes
+            assert sha(archive.read(relative)) == expected(NEWEST, "patched", relative)
+
+
+def test_wheel_of_an_unlisted_release_whose_contract_fails(upstream: Path, tmp_path: Path) -> None:
+    source = relabelled_wheel(upstream, tmp_path / "src", UNLISTED, INTERRUPT_NEVER_SEEN)
+    done = _wheel(source, tmp_path / "out", "--allow-unlisted", "--python", str(PYTHON))
+    assert done.returncode == Exit.VIOLATION, done.stderr
+    assert "the contract does not hold on the patched files" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    changed = relabelled_wheel(upstream, tmp_path / "src2", UNLISTED, CONTEXT_CHANGED)
+    done = _wheel(changed, tmp_path / "out", "--allow-unlisted", "--python", str(PYTHON))
+    assert done.returncode == Exit.UNSUPPORTED and "cannot apply hunk @@" in done.stderr
