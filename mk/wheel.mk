@@ -4,6 +4,7 @@
 # path source; then pip check, RECORD, status/apply/revert, verify and the real-package property
 # test on it. See tests/test_wheel_install.py.
 WHEEL_VENV := $(VENVS)/wheel-$(NEWEST)
+EXTRA_VENVS += $(WHEEL_VENV)/.ok
 
 .PHONY: wheel-check
 
