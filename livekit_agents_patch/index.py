@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -101,6 +102,32 @@ class Index:
 
     def patch_text(self, name: str) -> str:
         return (patches_dir() / name).read_text(encoding="utf-8")
+
+
+LABEL = "fix5359"
+"""The PEP 440 local label of a patched wheel's version: ``X+fix5359.rN``, N the revision."""
+
+
+def revision(release: Release, index: Index | None = None) -> int:
+    """The patch revision that serves ``release``: the index's current one (``"revision"``).
+
+    The one place the revision is read for a release: a patched wheel's version and ``status``
+    both use it. (``index`` is accepted for callers that hold one; ``release`` carries it.)
+    """
+    return release.revision
+
+
+def local_version(release: Release, index: Index | None = None) -> str:
+    """The version of the patched wheel of ``release``: ``1.8.9+fix5359.r1``."""
+    return f"{release.version}+{LABEL}.r{revision(release, index)}"
+
+
+def split_local(version: str) -> tuple[str, int | None]:
+    """``(upstream release, revision)`` of a patched wheel's version, else ``(version, None)``."""
+    match = re.fullmatch(rf"(.+)\+{LABEL}\.r([0-9]+)", version)
+    if match is None:
+        return version, None
+    return match.group(1), int(match.group(2))
 
 
 @cache

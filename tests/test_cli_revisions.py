@@ -5,6 +5,11 @@ an older revision, upgraded in one write, and reverted to the wheel's bytes.
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
+import re
 from pathlib import Path
 
 import pytest
@@ -58,8 +63,8 @@ def test_status_names_the_older_revision(old_install: Install) -> None:
     assert done.returncode == Exit.OK, done.stdout + done.stderr
     assert f"{SPEECH}: patched (revision 1; revision {LATEST} is newer)" in done.stdout
     assert (
-        f"patched: revision 1 of the fix for livekit/agents#5359 is in place; revision {LATEST} "
-        "is newer" in done.stdout
+        "patched: the fix for livekit/agents#5359 is in place at revision 1; revision "
+        f"{LATEST} is newer" in done.stdout
     )
     assert f"Next: `livekit-agents-patch apply` upgrades it to revision {LATEST}" in done.stdout
     data = json_of(cli("status", "--json", root=old_install.root))
@@ -135,3 +140,45 @@ def test_revision_1_s_handle_under_a_foreign_events_file_is_refused(old_install:
     done = cli("apply", root=old_install.root)
     assert done.returncode == Exit.FOREIGN_EDIT
     assert snapshot(old_install.root) == before
+
+
+def _as_patched_wheel_install(install: Install, label: str) -> None:
+    """Make ``install`` look installed from a patched wheel ``label``: its METADATA version
+    carries the label, and its RECORD lists the patched files' bytes."""
+    [info] = install.root.glob("livekit_agents-*.dist-info")
+    metadata = (info / "METADATA").read_text(encoding="utf-8")
+    metadata = re.sub(r"(?m)^Version: .*$", f"Version: {label}", metadata)
+    (info / "METADATA").write_text(metadata, encoding="utf-8")
+    rows = []
+    for row in csv.reader(io.StringIO((info / "RECORD").read_text(encoding="utf-8"))):
+        if row and row[0] in (SPEECH, EVENTS):
+            data = install.read(row[0])
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            row = [row[0], f"sha256={digest.decode()}", str(len(data))]
+        rows.append(row)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    (info / "RECORD").write_text(out.getvalue(), encoding="utf-8")
+    info.rename(info.with_name(f"livekit_agents-{label}.dist-info"))
+
+
+def test_a_patched_wheel_of_revision_1_is_not_upgraded_in_place(tmp_path: Path) -> None:
+    """Its files are the package's own (RECORD lists them): status names the newer revision and
+    the wheel to install; apply refuses, names the fallbacks, and writes nothing."""
+    install = Install(make(tmp_path / "site", NEWEST), NEWEST)
+    for rel, patched in _patched(NEWEST, OLD_PATCH).items():
+        install.file(rel).write_bytes(patched)
+    _as_patched_wheel_install(install, f"{NEWEST}+fix5359.r1")
+    before = snapshot(install.root)
+    status = json_of(cli("status", "--json", root=install.root))
+    assert (status["state"], status["from_patched_wheel"], status["revision"]) == (
+        "patched",
+        True,
+        1,
+    )
+    assert f"install the patched wheel of revision {LATEST}" in str(status["next"])
+    done = cli("apply", root=install.root)
+    assert done.returncode == Exit.FOREIGN_EDIT
+    assert f"livekit-agents {NEWEST}+fix5359.r1 was installed from a patched wheel" in done.stderr
+    assert "install the patched wheel of the current revision" in done.stderr
+    assert snapshot(install.root) == before
