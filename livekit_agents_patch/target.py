@@ -26,6 +26,9 @@ class Exit(enum.IntEnum):
     """Cannot write (read-only, another owner, symlink out of the package); nothing changed."""
     INTERRUPTED = 8
     """``status``: a run was killed mid-write; the next apply or revert rolls it back."""
+    CANNOT_VERIFY = 9
+    """``verify``: the checks could not run on this target (harness error, missing verify
+    dependencies in the target, unsupported Python); never 0, never 1."""
 
 
 class PatchingError(Exception):
