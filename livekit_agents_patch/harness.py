@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import environment
+from .index import load
 from .target import Exit
 
 OLDEST_PYTHON = (3, 9)
@@ -92,4 +93,12 @@ def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
             "fix. Next: report this with that output.",
         }
     code = Exit(result.pop("exit"))
+    if result.get(
+        "lacking"
+    ):  # an older release: only the target knows, only the tool has the index
+        supported = load().supported()
+        result["next"] = f"upgrade livekit-agents to {supported[0]} or later"
+        result["error"] += f" Next: {result['next']} (the fix supports {supported[0]} to " + (
+            f"{supported[-1]})."
+        )
     return code, {"python": interpreter, **result}

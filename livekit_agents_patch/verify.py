@@ -118,9 +118,9 @@ def run(examples: int) -> dict[str, Any]:
     if lacking:
         return _cannot(
             f"the property checks cannot run on {subject.name}: it has no "
-            f"{', '.join(lacking)}. They drive the API of the releases the fix is for (see "
-            "`livekit-agents-patch status`); nothing was checked.",
+            f"{', '.join(lacking)}, which the checks drive; nothing was checked.",
             subject=subject.name,
+            lacking=lacking,
         )
     try:
         # the user's own story first, so an unpatched install is reported in its words
