@@ -37,7 +37,10 @@ _Parser = usage.Parser
 
 
 def _examples(value: str) -> int:
-    number = int(value)  # ValueError: argparse says "invalid _examples value"
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a number of scenarios >= 1, found {number}")
     return number
