@@ -14,9 +14,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 _TYPES = {"int", "str", "float", "bytes", "bool", "list", "dict", "set", "tuple", "type", "object"}
@@ -43,15 +44,13 @@ def _type_like(node: ast.expr) -> bool:
 
 def _annotations(tree: ast.AST) -> set[int]:
     """ids of every node inside an annotation (never evaluated under the __future__ import)."""
-    roots: list[ast.expr] = []
+    roots: list[ast.expr | None] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign):
+        if isinstance(node, ast.AnnAssign | ast.arg):
             roots.append(node.annotation)
-        elif isinstance(node, ast.arg) and node.annotation is not None:
-            roots.append(node.annotation)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns:
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             roots.append(node.returns)
-    return {id(n) for root in roots for n in ast.walk(root)}
+    return {id(n) for root in roots if root is not None for n in ast.walk(root)}
 
 
 def runtime_unions(source: str, name: str) -> Iterator[str]:
