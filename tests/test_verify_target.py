@@ -74,12 +74,13 @@ def test_what_is_not_a_python_is_refused_with_exit_2(tmp_path: Path) -> None:
     """Before: /bin/true verify exited 0 silently, /usr/bin/env 125, /bin/false 1, a script
     printing ``{}`` made status crash with a KeyError; a shell script passed its own exit."""
     for program, found in not_pythons(tmp_path).values():
-        done = cli("--python", program, "status")
+        done = cli("--python", program, "verify")
         assert done.returncode == Exit.USAGE, (program, done.stdout, done.stderr)
         assert found in done.stderr and "Next: point --python at" in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr and done.stdout == ""
-        data = one_json(cli("--python", program, "verify", "--json"))
-        assert data["command"] == "verify" and found in str(data["error"]), data
+        assert done.stdout == ""
+        data = one_json(cli("--python", program, "status", "--json"))
+        assert data["command"] == "status" and found in str(data["error"]), data
+        assert "Traceback" not in cli("--python", program, "status").stderr
     for command in ("check", "apply", "revert", "verify"):
         done = cli("--python", "/bin/true", command)
         assert done.returncode == Exit.USAGE and "found: exit 0, no output" in done.stderr
