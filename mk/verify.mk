@@ -6,7 +6,12 @@ PY39 ?= $(firstword $(wildcard /root/.pyenv/versions/3.9.*/bin/python3.9) \
 PY39_RELEASE := 1.2.18
 PY39_VENV := $(VENVS)/py39-lk-$(PY39_RELEASE)
 
-.PHONY: verify-py39
+.PHONY: verify-py39 verify-real
+
+# the tool's own environment has livekit-agents (the newest release's venv), the target has none
+verify-real: $(VENVS)/dev/.ok $(VENVS)/lk-$(NEWEST)/.patched.ok
+	LIVEKIT_AGENTS_PATCH_REQUIRE_REAL=1 $(DEV) -m pytest -q -p no:cacheprovider \
+	  tests/test_verify_target.py -k tools_own
 
 $(PY39_VENV)/.ok: pyproject.toml $(VENVS)/dev/.ok
 	rm -rf $(PY39_VENV)
@@ -24,4 +29,4 @@ verify-py39: $(VENVS)/dev/.ok $(PY39_VENV)/.ok
 	  tests/test_verify_target.py -k py39
 endif
 
-test-extra:: verify-py39
+test-extra:: verify-real verify-py39
