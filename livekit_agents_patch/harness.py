@@ -9,6 +9,7 @@ the tool's site-packages is added, so a target without livekit-agents cannot che
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -91,6 +92,16 @@ def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
             "error": f"the property checks did not finish in {interpreter}: exit "
             f"{done.returncode}, stderr: {_tail(done.stderr)}; nothing was decided about the "
             "fix. Next: report this with that output.",
+        }
+    harness = str(result.pop("harness", ""))
+    if not harness.startswith(lent + os.sep):  # an import hook there preferred another copy
+        return Exit.CANNOT_VERIFY, {
+            "ok": False,
+            "python": interpreter,
+            "error": f"expected {interpreter} to run the checks lent to it, found it ran "
+            f"{harness or 'unknown code'} (another livekit_agents_patch took precedence); "
+            "nothing was decided about the fix. Next: uninstall livekit-agents-patch from that "
+            "environment, or check its import hooks.",
         }
     code = Exit(result.pop("exit"))
     if result.get(

@@ -2,7 +2,8 @@
 
 ``livekit-agents-patch verify`` (``harness.py``) starts this module in the interpreter ``--python``
 names, with nothing of the tool's environment on the path but this package. ``main`` prints
-exactly one JSON object on its last line (echoing ``--nonce``) whose ``exit`` is its exit code:
+exactly one JSON object on its last line (echoing ``--nonce``, and naming this file as
+``harness``) whose ``exit`` is its exit code:
 
 - 0: every property holds in every explored scenario;
 - 1: a property does not hold (``property``, ``detail``, ``trace``: the shrunk counterexample);
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.examples)
     sys.stdout.flush()
-    print(json.dumps({**result, "nonce": args.nonce}))
+    print(json.dumps({**result, "nonce": args.nonce, "harness": __file__}))
     code: int = result["exit"]
     return code
 

@@ -224,6 +224,34 @@ def test_a_checks_process_that_dies_is_exit_9(tmp_path: Path) -> None:
     assert data["exit"] == CANNOT_VERIFY and "exit -9" in str(data["error"])
 
 
+_HOOK = """
+import importlib.machinery, sys
+class Finder:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "livekit_agents_patch":
+            return importlib.machinery.PathFinder.find_spec(name, [{other!r}])
+        return None
+sys.meta_path.insert(0, Finder)
+"""
+
+
+def test_a_target_that_runs_another_copy_of_the_checks_is_exit_9(tmp_path: Path) -> None:
+    """An import hook in the target that prefers its own livekit_agents_patch over the lent one
+    (here: a sitecustomize): the run is not the lent checks, so it decides nothing."""
+    import livekit_agents_patch
+
+    other = tmp_path / "other"
+    shutil.copytree(Path(livekit_agents_patch.__file__).parent, other / "livekit_agents_patch")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_HOOK.format(other=str(other)), encoding="utf-8")
+    root = fake_livekit.make(tmp_path / "fake", "1.1.7", wait=False)
+    done = cli("verify", env={"PYTHONPATH": f"{hook}{os.pathsep}{root}"})
+    assert done.returncode == CANNOT_VERIFY, done.stdout + done.stderr
+    assert f"found it ran {other}" in done.stderr and "took precedence" in done.stderr
+
+
 def test_a_python_older_than_3_9_is_exit_9() -> None:
     old = sorted(Path("/root/.pyenv/versions").glob("3.8.*/bin/python3.8"))
     found = old[0] if old else shutil.which("python3.8")
