@@ -196,6 +196,10 @@ def _verify(args: argparse.Namespace, as_json: bool) -> int:
         code, data = harness.run(getattr(args, "python", None), args.examples)
     except PatchingError as e:
         return _emit(as_json, e.code, {"command": "verify", "error": str(e)}, f"error: {e}", True)
+    except Exception as e:  # a crash here is no verdict: never exit 1, which means one
+        message = f"verify failed before a verdict: {type(e).__name__}: {e}. Next: report this."
+        data = {"command": "verify", "ok": False, "error": message}
+        return _emit(as_json, Exit.CANNOT_VERIFY, data, f"error: {message}", True)
     data = {"command": "verify", **data}
     if code is Exit.OK:
         text = f"ok: every property holds in {data['scenarios']} scenarios on {data['subject']}"

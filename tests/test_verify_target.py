@@ -226,30 +226,56 @@ def test_a_checks_process_that_dies_is_exit_9(tmp_path: Path) -> None:
 
 _HOOK = """
 import importlib.machinery, sys
-class Finder:
+class Finder:  # in the target only: it runs `python -c`, the tool `python -m`
     @staticmethod
     def find_spec(name, path=None, target=None):
         if name == "livekit_agents_patch":
             return importlib.machinery.PathFinder.find_spec(name, [{other!r}])
         return None
-sys.meta_path.insert(0, Finder)
+if "-c" in sys.orig_argv:
+    sys.meta_path.insert(0, Finder)
 """
 
 
 def test_a_target_that_runs_another_copy_of_the_checks_is_exit_9(tmp_path: Path) -> None:
     """An import hook in the target that prefers its own livekit_agents_patch over the lent one
-    (here: a sitecustomize): the run is not the lent checks, so it decides nothing."""
+    (here: a sitecustomize, and a copy that always says ok): the run is not the lent checks, so
+    it decides nothing. Without the check this exits 0."""
     import livekit_agents_patch
 
     other = tmp_path / "other"
     shutil.copytree(Path(livekit_agents_patch.__file__).parent, other / "livekit_agents_patch")
+    stale = other / "livekit_agents_patch" / "verify.py"  # a copy that always says ok
+    head = "def run(examples: int) -> dict[str, Any]:\n"
+    ok = '    return {"exit": 0, "ok": True, "subject": "stale", "scenarios": examples}\n'
+    stale.write_text(stale.read_text(encoding="utf-8").replace(head, head + ok), encoding="utf-8")
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(_HOOK.format(other=str(other)), encoding="utf-8")
-    root = fake_livekit.make(tmp_path / "fake", "1.1.7", wait=False)
+    root = fake_livekit.make(tmp_path / "fake", "1.8.9")
     done = cli("verify", env={"PYTHONPATH": f"{hook}{os.pathsep}{root}"})
     assert done.returncode == CANNOT_VERIFY, done.stdout + done.stderr
     assert f"found it ran {other}" in done.stderr and "took precedence" in done.stderr
+
+
+def test_a_crash_of_the_tool_in_verify_is_exit_9_not_1(tmp_path: Path) -> None:
+    """The tool itself failing (here: run from a copy without its patch index) is no verdict."""
+    import livekit_agents_patch
+
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(livekit_agents_patch.__file__).parent, copy / "livekit_agents_patch")
+    root = fake_livekit.make(tmp_path / "fake", "1.1.7", wait=False)
+    main = "from livekit_agents_patch.cli import main; raise SystemExit(main())"
+    done = cli("verify", root=root, prefix=(), python=PYTHON)
+    assert done.returncode == CANNOT_VERIFY  # from the installed package: the index is there
+    done = subprocess.run(
+        [PYTHON, "-c", f"import sys; sys.path.insert(0, {str(copy)!r}); {main}", "verify"],
+        env={"PYTHONPATH": str(root), "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == CANNOT_VERIFY, done.stdout + done.stderr
+    assert "verify failed before a verdict: FileNotFoundError" in done.stderr
 
 
 def test_a_python_older_than_3_9_is_exit_9() -> None:
