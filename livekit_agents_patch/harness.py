@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import environment
+from . import environment, status
 from .index import load
-from .target import Exit
+from .target import Exit, PatchingError
 
 OLDEST_PYTHON = (3, 9)
 """The oldest Python the checks run on (livekit-agents 1.2.18 to 1.3.12 support 3.9)."""
@@ -61,6 +61,10 @@ def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
             "livekit-agents release runs there either. Next: point --python at the "
             "environment that runs livekit-agents.",
         }
+    try:  # what the files are, judged against the index, which only the tool has
+        state = status.label(status.status(environment.find(python), lambda name: name))
+    except PatchingError:  # e.g. not installed: the checks say so in their own words
+        state = None
     nonce = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="livekit-agents-patch-") as lent:
         package = Path(__file__).resolve().parent
@@ -71,6 +75,7 @@ def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
         )
         command = python or interpreter  # as given: a wrapper script may set the environment
         argv = [command, "-c", _RUNNER, lent, "--examples", str(examples), "--nonce", nonce]
+        argv += ["--state", state] if state else []
         try:
             done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         except OSError as e:  # it ran the probe a moment ago

@@ -91,16 +91,21 @@ def lacking(subject: Classes) -> list[str]:
     ]
 
 
-def installed() -> Classes:
-    """The livekit-agents importable here, patched or not."""
+def installed(state: str | None = None) -> Classes:
+    """The livekit-agents importable here, patched or not.
+
+    ``state`` names what its files are, as the tool judged them against the index (``pristine``,
+    ``patched, revision 2``, ``foreign edit``); without it, the name says only whether the
+    module defines ``SpeechInterruptedError``, which someone else's edit may do too."""
     from importlib.metadata import version
 
     handles = importlib.import_module("livekit.agents.voice.speech_handle")
     contexts = importlib.import_module("livekit.agents.voice.events")
-    patched = hasattr(handles, "SpeechInterruptedError")
+    if state is None:
+        has = hasattr(handles, "SpeechInterruptedError")
+        state = "files not judged; " + ("has" if has else "no") + " SpeechInterruptedError"
     return Classes(
-        name=f"livekit-agents {version('livekit-agents')} ({'patched' if patched else 'stock'}) "
-        f"at {handles.__file__}",
+        name=f"livekit-agents {version('livekit-agents')} ({state}) at {handles.__file__}",
         speech_handle=handles.SpeechHandle,
         run_context=contexts.RunContext,
         interrupted_error=getattr(handles, "SpeechInterruptedError", NeverRaised),

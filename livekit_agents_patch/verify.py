@@ -86,8 +86,11 @@ def _missing_requirements() -> dict[str, Any] | None:
     )
 
 
-def run(examples: int) -> dict[str, Any]:
-    """The verdict on the livekit-agents importable here, as data with ``exit``."""
+def run(examples: int, state: str | None = None) -> dict[str, Any]:
+    """The verdict on the livekit-agents importable here, as data with ``exit``.
+
+    ``state``: what the tool found in its files (``pristine``, ``patched, revision 2``, ``foreign
+    edit`` ...), named in the subject line; only the tool has the index to judge them."""
     if examples < 1:
         return {"exit": 2, "ok": False, "error": f"expected --examples >= 1, found {examples}"}
     logging.disable(logging.CRITICAL)  # the interruption timeout's ERROR log is expected here
@@ -109,7 +112,7 @@ def run(examples: int) -> dict[str, Any]:
         from . import subjects
         from .scenarios import ISSUE_5359, PropertyViolation, run_scenario
 
-        subject = subjects.installed()
+        subject = subjects.installed(state)
     except Exception as e:
         return _cannot(
             f"the property checks cannot be loaded in {sys.executable}: {_summary(e)}. Next: "
@@ -158,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.verify")
     parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--nonce", default="")
+    parser.add_argument("--state", default=None)
     args = parser.parse_args(argv)
-    result = run(args.examples)
+    result = run(args.examples, args.state)
     sys.stdout.flush()
     print(json.dumps({**result, "nonce": args.nonce, "harness": __file__}))
     code: int = result["exit"]
