@@ -158,3 +158,26 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
             line += f" ({entry['note']})"
         lines.append(line)
     return Status(code, state, summary, next_step, data, reports, lines)
+
+
+def label(found: Status) -> str:
+    """What the files are, in a few words: ``verify`` names its subject with this, so that a
+    foreign edit is never reported as stock or patched."""
+    kinds = {r.state for r in found.reports}
+    if kinds == {State.PATCHED} and found.data.get("revision") is not None:
+        # (both files patched by different revisions is a foreign edit, below)
+        words = ["patched", f"revision {found.data['revision']}"]
+        if found.data["revision"] != found.data.get("latest_revision"):
+            words.append(f"revision {found.data['latest_revision']} is newer")
+        if found.data.get("from_patched_wheel"):
+            words.append("from a patched wheel")
+        if found.data.get("listed") is False:
+            words.append("release not in the patch index")
+        text = ", ".join(words)
+    elif kinds == {State.PRISTINE}:
+        text = "pristine"
+    elif State.MISSING in kinds:
+        text = "files missing"
+    else:
+        text = "foreign edit: neither pristine nor patched"
+    return text + (", a run was interrupted mid-write" if found.state == "interrupted" else "")

@@ -61,16 +61,51 @@ class NeverRaised(Exception):
     """Stands for ``SpeechInterruptedError`` on a stock install, which has none."""
 
 
-def installed() -> Classes:
-    """The livekit-agents importable here, patched or not."""
+_DRIVEN = {
+    "speech_handle": (
+        "create",
+        "interrupt",
+        "done",
+        "interrupted",
+        "wait_for_playout",
+        "_authorize_generation",
+        "_mark_generation_done",
+        "_mark_done",
+        "_wait_for_generation",
+    ),
+    "run_context": ("wait_for_playout",),
+}
+"""What the scenarios call on an upstream subject's classes."""
+
+
+def lacking(subject: Classes) -> list[str]:
+    """The methods the scenarios drive that ``subject`` does not have (an older release)."""
+    if not subject.upstream:
+        return []
+    classes = {"speech_handle": subject.speech_handle, "run_context": subject.run_context}
+    return [
+        f"{classes[role].__name__}.{name}"
+        for role, names in _DRIVEN.items()
+        for name in names
+        if not hasattr(classes[role], name)
+    ]
+
+
+def installed(state: str | None = None) -> Classes:
+    """The livekit-agents importable here, patched or not.
+
+    ``state`` names what its files are, as the tool judged them against the index (``pristine``,
+    ``patched, revision 2``, ``foreign edit``); without it, the name says only whether the
+    module defines ``SpeechInterruptedError``, which someone else's edit may do too."""
     from importlib.metadata import version
 
     handles = importlib.import_module("livekit.agents.voice.speech_handle")
     contexts = importlib.import_module("livekit.agents.voice.events")
-    patched = hasattr(handles, "SpeechInterruptedError")
+    if state is None:
+        has = hasattr(handles, "SpeechInterruptedError")
+        state = "files not judged; " + ("has" if has else "no") + " SpeechInterruptedError"
     return Classes(
-        name=f"livekit-agents {version('livekit-agents')} ({'patched' if patched else 'stock'}) "
-        f"at {handles.__file__}",
+        name=f"livekit-agents {version('livekit-agents')} ({state}) at {handles.__file__}",
         speech_handle=handles.SpeechHandle,
         run_context=contexts.RunContext,
         interrupted_error=getattr(handles, "SpeechInterruptedError", NeverRaised),

@@ -125,7 +125,7 @@ def test_not_installed_and_bad_interpreter(tmp_path: Path) -> None:
     assert f"expected a Python interpreter at {tmp_path / 'nope'}" in done.stderr
     done = cli("verify")
     assert done.returncode == Exit.NOT_INSTALLED
-    assert "expected an importable livekit-agents" in done.stdout
+    assert "expected an importable livekit-agents" in done.stderr
 
 
 def test_show_prints_the_patch_with_its_header(install: Install) -> None:
@@ -512,7 +512,7 @@ def test_verify_fails_with_a_trace_on_stock_and_passes_on_patched() -> None:
     run: Callable[..., subprocess.CompletedProcess[str]] = cli
     stock = run("--python", str(python), "verify", "--examples", "200")
     assert stock.returncode == Exit.VIOLATION, stock.stderr
-    assert stock.stdout.startswith(f"FAIL: livekit-agents {NEWEST} (stock)")
+    assert stock.stdout.startswith(f"FAIL: livekit-agents {NEWEST} (pristine)")
     assert "property violated:" in stock.stdout and "event trace:" in stock.stdout
     assert "interrupt(" in stock.stdout
     assert "Next: livekit-agents-patch apply" in stock.stdout
@@ -526,7 +526,7 @@ def test_verify_fails_with_a_trace_on_stock_and_passes_on_patched() -> None:
     patched = run("verify", env=overlay, python=str(python))
     assert patched.returncode == 0, patched.stdout + patched.stderr
     assert patched.stdout.startswith(
-        f"ok: every property holds in 500 scenarios on livekit-agents {NEWEST} (patched)"
+        f"ok: every property holds in 500 scenarios on livekit-agents {NEWEST} (patched"
     )
     status = run("status", env=overlay, python=str(python))
     assert status.returncode == 0 and "which shadows the installed distribution" in status.stdout

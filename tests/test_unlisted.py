@@ -136,3 +136,18 @@ def test_wheel_of_an_unlisted_release_whose_contract_fails(upstream: Path, tmp_p
     changed = relabelled_wheel(upstream, tmp_path / "src2", UNLISTED, CONTEXT_CHANGED)
     done = _wheel(changed, tmp_path / "out", "--allow-unlisted", "--python", str(PYTHON))
     assert done.returncode == Exit.UNSUPPORTED and "cannot apply hunk @@" in done.stderr
+
+
+# --- verify names what the files are ----------------------------------------------------------
+
+
+def test_verify_names_a_foreign_edit_neither_stock_nor_patched(tmp_path: Path) -> None:
+    """Someone else's edit (here one changed line; say, a closed PR applied by hand) is what
+    verify says it checked: before, its subject said "(stock)" for any install without
+    ``SpeechInterruptedError``."""
+    root = relabelled(tmp_path / "site", PYTHON, NEWEST, CONTEXT_CHANGED)
+    done = cli("verify", "--examples", "50", root=root, python=str(PYTHON))
+    assert done.returncode == Exit.VIOLATION, done.stdout + done.stderr
+    subject = f"FAIL: livekit-agents {NEWEST} (foreign edit: neither pristine nor patched) at "
+    assert done.stdout.startswith(subject), done.stdout
+    assert "(stock)" not in done.stdout and "(pristine)" not in done.stdout
