@@ -4,28 +4,31 @@ contract after every step.
 A scenario is the order and timing of what happens *to* a speech from the outside: waiters start,
 the speech is interrupted, its steps are authorized and marked done, the clock moves, waiters
 are cancelled, with a chosen number of loop yields between events. asyncio's ready queue is never
-reordered: everything inside one loop turn runs in the order real asyncio runs it. A model of the
-handle (the oracle) decides, from the order of the transitions alone, how each waiter must end;
-``run_scenario`` raises ``PropertyViolation`` with the scenario written out in words as soon as the
-real subject disagrees.
+reordered: everything inside one loop turn runs in the order real asyncio runs it. This module is
+the interpreter: it drives the subject through the events and records what each waiter does. The
+oracle (``oracle.py``: a model of the handle) decides, from the order of the transitions alone,
+how each waiter must end, and which property an observed run breaks; ``run_scenario`` raises
+``PropertyViolation`` with the scenario written out in words as soon as the real subject
+disagrees.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
 import looptime
 
-PROMPT_YIELDS = 3
-"""A decided waiter must have ended within this many loop iterations, with no virtual time."""
-
-CLOCK_RESOLUTION = 1e-6
-"""looptime's resolution: times closer than this are the same instant (float sums drift)."""
+# re-exported: the names of the scenario language and its verdicts, used with the events
+from .oracle import CLOCK_RESOLUTION as CLOCK_RESOLUTION
+from .oracle import PROMPT_YIELDS as PROMPT_YIELDS
+from .oracle import Generation, Mark, Model, Waiter, waiter_violation
+from .oracle import Kind as Kind
+from .oracle import Outcome as Outcome
+from .oracle import PropertyViolation as PropertyViolation
 
 
 class Subject(Protocol):
@@ -44,27 +47,6 @@ class Subject(Protocol):
     def new_handle(self, allow_interruptions: bool) -> Any: ...
 
     def new_run_context(self, handle: Any, step: int) -> Any: ...
-
-
-class Kind(enum.Enum):
-    """The waits the contract speaks about, each named as a user would call it."""
-
-    TOOL = "RunContext.wait_for_playout()"
-    TOOL_COMPAT = "RunContext.wait_for_playout(raise_on_interrupt=False)"
-    HANDLE = "SpeechHandle.wait_for_playout()"
-    HANDLE_OPT_IN = "SpeechHandle.wait_for_playout(raise_on_interrupt=True)"
-    AWAIT_HANDLE = "await handle"
-    SCHEDULER = "SpeechHandle._wait_for_generation()"
-
-    @property
-    def per_step(self) -> bool:
-        return self in (Kind.TOOL, Kind.TOOL_COMPAT, Kind.SCHEDULER)
-
-
-class Outcome(enum.Enum):
-    RETURNED = "returns"
-    RAISED = "raises SpeechInterruptedError"
-    CANCELLED = "raises CancelledError"
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -137,77 +119,6 @@ ISSUE_5359 = Scenario(
 speech is interrupted, the owner never marks the step done."""
 
 
-class PropertyViolation(AssertionError):
-    """A property of the contract failed; the message carries the scenario as an event trace."""
-
-    def __init__(self, prop: str, detail: str, trace: str) -> None:
-        super().__init__(f"property violated: {prop}\n{detail}\n{trace}")
-        self.prop = prop
-        self.detail = detail
-        self.trace = trace
-
-
-# --- the oracle ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Generation:
-    done: bool = False
-    cut: bool = False
-    """Marked done after the interrupt: its playout did not finish."""
-
-
-@dataclass
-class _Model:
-    allow_interruptions: bool
-    interrupted: bool = False
-    done: bool = False
-    deadline: float | None = None
-    generations: list[_Generation] = field(default_factory=list)
-
-    def end_step(self) -> None:
-        if self.generations and not self.generations[-1].done:
-            self.generations[-1] = _Generation(done=True, cut=self.interrupted)
-
-    def decide(self, kind: Kind, step: int) -> Outcome | None:
-        """How a waiter must end, given the transitions so far; ``None``: not decided yet."""
-        if kind is Kind.TOOL:
-            generation = self.generations[step]
-            if generation.done:
-                return Outcome.RAISED if generation.cut else Outcome.RETURNED
-            return Outcome.RAISED if self.interrupted else None
-        if kind in (Kind.TOOL_COMPAT, Kind.SCHEDULER):
-            return Outcome.RETURNED if self.generations[step].done else None
-        if kind is Kind.HANDLE_OPT_IN and self.interrupted:
-            return Outcome.RAISED
-        return Outcome.RETURNED if self.done else None
-
-
-@dataclass
-class _Mark:
-    yields: int
-    time: float
-    cause: str
-
-
-@dataclass
-class _Waiter:
-    number: int
-    kind: Kind
-    step: int
-    task: asyncio.Task[None] | None = None
-    expected: Outcome | None = None
-    decided: _Mark | None = None
-    ended: Outcome | None = None
-    ended_at: _Mark | None = None
-    unexpected: BaseException | None = None
-
-    @property
-    def label(self) -> str:
-        where = f" for step {self.step}" if self.kind.per_step else ""
-        return f"W{self.number} {self.kind.value}{where}"
-
-
 # --- the runner ---------------------------------------------------------------------------------
 
 
@@ -220,9 +131,9 @@ class _Run:
         self.subject = subject
         self.scenario = scenario
         self.loop = asyncio.get_running_loop()
-        self.model = _Model(scenario.allow_interruptions)
+        self.model = Model(scenario.allow_interruptions)
         self.handle = subject.new_handle(scenario.allow_interruptions)
-        self.waiters: list[_Waiter] = []
+        self.waiters: list[Waiter] = []
         self.yields = 0
         self.lines: list[str] = []
         self.baseline: dict[int, int] = {}
@@ -253,12 +164,12 @@ class _Run:
             await asyncio.sleep(0)
             self.yields += 1
 
-    def mark(self, cause: str, time: float | None = None) -> _Mark:
-        return _Mark(self.yields, self.loop.time() if time is None else time, cause)
+    def mark(self, cause: str, time: float | None = None) -> Mark:
+        return Mark(self.yields, self.loop.time() if time is None else time, cause)
 
     # transitions
 
-    def decide_all(self, cause: _Mark, observed_late: bool = False) -> None:
+    def decide_all(self, cause: Mark, observed_late: bool = False) -> None:
         """Record the decisions the last transition made.
 
         ``observed_late``: the transition happened while the driver slept (the timeout), so
@@ -301,7 +212,7 @@ class _Run:
                 model.deadline = round(self.loop.time() + self.subject.timeout, 6)
         return None if takes_effect else "no effect: already interrupted or done"
 
-    def end_speech(self, cause: _Mark, observed_late: bool = False) -> None:
+    def end_speech(self, cause: Mark, observed_late: bool = False) -> None:
         self.model.end_step()
         self.model.done = True
         self.model.deadline = None
@@ -320,7 +231,7 @@ class _Run:
             if model.generations:
                 handle._num_steps += 1
             handle._authorize_generation()
-            model.generations.append(_Generation())
+            model.generations.append(Generation())
             self._remember_baseline(handle._generations[-1])
             note = None
         elif isinstance(event, MarkGenerationDone):
@@ -344,7 +255,7 @@ class _Run:
                 and not model.done
                 and self.loop.time() >= deadline - CLOCK_RESOLUTION
             ):
-                timeout = _Mark(self.yields - 1, deadline, "the interruption timeout")
+                timeout = Mark(self.yields - 1, deadline, "the interruption timeout")
                 self.end_speech(timeout, observed_late=True)
             await self.pass_turns(1)
             return None
@@ -401,7 +312,7 @@ class _Run:
         if event.kind.per_step and not steps:
             return "skipped: no step authorized yet"
         step = event.step % steps if event.kind.per_step else 0
-        waiter = _Waiter(len(self.waiters) + 1, event.kind, step)
+        waiter = Waiter(len(self.waiters) + 1, event.kind, step)
         self.waiters.append(waiter)
         self.lines[-1] = self.lines[-1].replace(_describe(event), f"start {waiter.label}")
         outcome = self.model.decide(waiter.kind, waiter.step)
@@ -413,16 +324,16 @@ class _Run:
         waiter.task.add_done_callback(lambda _: self.cancelled_before_start(waiter))
         return None
 
-    def cancelled_before_start(self, waiter: _Waiter) -> None:
+    def cancelled_before_start(self, waiter: Waiter) -> None:
         if waiter.ended_at is None:  # cancelled before its first step: run_waiter never ran
             waiter.ended, waiter.ended_at = Outcome.CANCELLED, self.mark("")
 
-    def already_played(self, waiter: _Waiter) -> bool:
+    def already_played(self, waiter: Waiter) -> bool:
         if waiter.kind in (Kind.TOOL, Kind.TOOL_COMPAT):
             return self.model.generations[waiter.step].done
         return waiter.kind is Kind.HANDLE_OPT_IN and self.model.done
 
-    def probe_hot_path(self, waiter: _Waiter, outcome: Outcome) -> None:
+    def probe_hot_path(self, waiter: Waiter, outcome: Outcome) -> None:
         """An already decided call must finish without suspending, creating no task or future."""
         futures, tasks = self.futures_created, len(asyncio.all_tasks())
         coro = self.call(waiter.kind, waiter.step)
@@ -452,7 +363,7 @@ class _Run:
                 "although what it waits for had already played",
             )
 
-    async def run_waiter(self, waiter: _Waiter) -> None:
+    async def run_waiter(self, waiter: Waiter) -> None:
         try:
             await self.call(waiter.kind, waiter.step)
             waiter.ended = Outcome.RETURNED
@@ -493,46 +404,10 @@ class _Run:
         if self.handle.interrupted != self.model.interrupted:
             raise self.fail("interrupt unchanged", "the handle's interrupted flag is wrong")
 
-    def check_waiter(self, waiter: _Waiter, now: _Mark) -> None:
-        if waiter.unexpected is not None:
-            error = waiter.unexpected
-            raise self.fail(
-                "only documented exceptions",
-                f"{waiter.label} raised {type(error).__name__}: {error}",
-            )
-        decided, ended = waiter.decided, waiter.ended_at
-        if ended is not None:
-            if decided is None:
-                raise self.fail(
-                    "never ends early",
-                    f"{waiter.label} ended ({_outcome(waiter.ended)}) before any transition "
-                    "decided it",
-                )
-            late = ended.time - decided.time
-            if waiter.ended is not waiter.expected:
-                when = f" {late:.3f} virtual seconds earlier" if late > CLOCK_RESOLUTION else ""
-                raise self.fail(
-                    "outcome follows the order of transitions",
-                    f"{waiter.label} {_outcome(waiter.ended)}; expected: "
-                    f"{_outcome(waiter.expected)}, decided by {decided.cause}{when}",
-                )
-            if late > CLOCK_RESOLUTION or ended.yields - decided.yields > PROMPT_YIELDS:
-                raise self.fail(
-                    "prompt",
-                    f"{waiter.label} ended {late:.3f} virtual seconds and "
-                    f"{ended.yields - decided.yields} loop yields after {decided.cause} "
-                    f"decided it ({_outcome(waiter.expected)}); expected within "
-                    f"{PROMPT_YIELDS} loop iterations and no virtual time",
-                )
-        elif decided is not None:
-            blocked = now.time - decided.time
-            if blocked > CLOCK_RESOLUTION or now.yields - decided.yields >= PROMPT_YIELDS:
-                raise self.fail(
-                    "prompt",
-                    f"{waiter.label} is still blocked {blocked:.3f} virtual seconds and "
-                    f"{now.yields - decided.yields} loop yields after {decided.cause} decided "
-                    f"it ({_outcome(waiter.expected)})",
-                )
+    def check_waiter(self, waiter: Waiter, now: Mark) -> None:
+        found = waiter_violation(waiter, now)
+        if found is not None:
+            raise self.fail(*found)
 
     # the whole run
 
@@ -575,10 +450,6 @@ class _Run:
         pending = [t for t in asyncio.all_tasks() if t is not current]
         if pending:
             raise self.fail("nothing left behind", f"{len(pending)} task(s) still pending")
-
-
-def _outcome(outcome: Outcome | None) -> str:
-    return outcome.value if outcome is not None else "undecided"
 
 
 def _describe(event: Event) -> str:

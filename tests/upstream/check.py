@@ -218,7 +218,9 @@ def check_docs() -> None:
     classes = set(re.findall(r"^class (Test\w+)", MODULE.read_text(), re.M))
     cited = set(re.findall(r"\b(test_\w+)\b(?!\.py)", doc)) - {"test_contract"}
     missing = sorted(cited - defined) + sorted(set(re.findall(r"\b(Test\w+)::", doc)) - classes)
-    scenarios = (ROOT / "livekit_agents_patch" / "scenarios.py").read_text()
+    scenarios = "".join(
+        (ROOT / "livekit_agents_patch" / name).read_text() for name in ("scenarios.py", "oracle.py")
+    )
     variants = (ROOT / "tests" / "variants.py").read_text()
     for name in re.findall(r"\*([a-z][a-z_ -]+)\*", doc):
         if f'"{name}"' not in scenarios and f'"{name}"' not in variants:
