@@ -8,8 +8,10 @@ one JSON object on stdout, always with ``exit``, the process's exit code (see ``
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ EXIT_HELP = """exit codes:
   8  status: a run was interrupted mid-write; the next apply or revert rolls it back
   9  the checks could not run on this target (harness error, hypothesis or looptime
      missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
-     verdict on the fix"""
+     verdict on the fix
+ 10  internal error: a bug in this tool (the traceback is printed); report it"""
 
 
 _Parser = usage.Parser
@@ -233,6 +236,22 @@ def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: boo
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
+    try:
+        return _main(argv)
+    except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
+        trace = traceback.format_exc()
+        message = (
+            f"internal error: {type(e).__name__}: {e}. A failed write was rolled back before "
+            "this point. Next: report this with the traceback."
+        )
+        if _Parser.json_wanted:
+            print(json.dumps({"exit": int(Exit.INTERNAL), "error": message, "traceback": trace}))
+        else:
+            print(f"{trace}error: {message}", file=sys.stderr)
+        return int(Exit.INTERNAL)
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     as_json: bool = getattr(args, "json", False)
     if args.command == "verify":

@@ -530,3 +530,27 @@ def test_verify_fails_with_a_trace_on_stock_and_passes_on_patched() -> None:
     )
     status = run("status", env=overlay, python=str(python))
     assert status.returncode == 0 and "which shadows the installed distribution" in status.stdout
+
+
+_BROKEN = (
+    "import sys\n"
+    "from livekit_agents_patch import cli, patching\n"
+    "def broken(*args, **kwargs):\n"
+    "    raise KeyError('a bug')\n"
+    "patching.check = broken\n"
+    "raise SystemExit(cli.main(sys.argv[1:]))\n"
+)
+
+
+def test_a_bug_of_the_tool_is_one_json_object_with_a_documented_exit(install: Install) -> None:
+    """Before: a traceback and exit 1 (verify's "a property does not hold"), no JSON."""
+    env = cli_env(install.root)
+    argv = [PYTHON, "-c", _BROKEN, "check"]
+    done = subprocess.run(argv + ["--json"], env=env, capture_output=True, text=True, cwd="/")
+    data = json_of(done)
+    assert data["exit"] == Exit.INTERNAL
+    assert "internal error: KeyError: 'a bug'" in str(data["error"])
+    assert "Traceback" in str(data["traceback"])
+    text = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/")
+    assert text.returncode == Exit.INTERNAL and text.stdout == ""
+    assert "Traceback" in text.stderr and "Next: report this" in text.stderr
