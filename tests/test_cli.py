@@ -177,6 +177,22 @@ def test_version_not_in_the_index(tmp_path: Path) -> None:
     assert snapshot(root) == before
 
 
+def test_a_version_older_than_the_index_is_unsupported_even_with_the_opt_in(
+    tmp_path: Path,
+) -> None:
+    """Before: status advised `verify` for 1.1.7; `--allow-unlisted` is for newer releases."""
+    root = make(tmp_path / "site", NEWEST, claim="1.1.7")
+    before = snapshot(root)
+    status = json_of(cli("status", "--json", root=root))
+    assert status["state"] == "unsupported" and status["exit"] == Exit.UNSUPPORTED
+    assert status["unsupported_reason"] == "older than every release the patch index lists"
+    assert status["next"] == f"upgrade livekit-agents to {FIRST} or later"
+    done = cli("apply", "--allow-unlisted", root=root)
+    assert done.returncode == Exit.UNSUPPORTED
+    assert f"Next: upgrade livekit-agents to {FIRST} or later" in done.stderr
+    assert snapshot(root) == before
+
+
 def test_wrong_version_files_of_another_release(tmp_path: Path) -> None:
     """The metadata says 1.8.9; the files are 1.8.8's (events.py differs, speech_handle not)."""
     root = make(tmp_path / "site", NEWEST, files_from="1.8.8")
