@@ -21,7 +21,6 @@ import tokenize
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from .scan_rules import SEVERITY, UNREADABLE, WAIT, analyse

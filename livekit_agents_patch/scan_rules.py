@@ -49,16 +49,15 @@ class Hit:
 
 def analyse(tree: ast.Module, lines: Sequence[str]) -> list[Hit]:
     """Every finding in ``tree``; ``lines`` are its source lines (for quoting code)."""
-    waits = [node for node in ast.walk(tree) if _is_wait(node)]
+    waits = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and _is_wait(node)]
     if not waits:
         return []
     return _Module(tree, lines).hits(waits)
 
 
-def _is_wait(node: ast.AST) -> bool:
+def _is_wait(node: ast.Call) -> bool:
     return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
+        isinstance(node.func, ast.Attribute)
         and node.func.attr == WAIT
         and isinstance(node.func.value, ast.Name)
     )
@@ -120,11 +119,8 @@ class _Module:
                         swallowed = self._swallowed_by_suppress(call, parent, expr)
                     elif self.names.is_timeout(expr):
                         out.append(self._workaround(expr, f"`async with {self._code(expr)}`"))
-            elif isinstance(parent, ast.Call) and self.names.is_wait_for(parent):
-                if (parent.args and parent.args[0] is child) or any(
-                    k.arg == "fut" and k.value is child for k in parent.keywords
-                ):
-                    out.append(self._workaround(parent, f"`{self._code(parent)}`"))
+            elif isinstance(parent, ast.Call) and self._waits_for(parent, child):
+                out.append(self._workaround(parent, f"`{self._code(parent)}`"))
             child, parent = parent, self.parents.get(parent, func)
         out.insert(0, swallowed or self._behaviour_change(call, func))
         return out
@@ -156,6 +152,13 @@ class _Module:
             ):
                 return True
         return False
+
+    def _waits_for(self, call: ast.Call, awaitable: ast.AST) -> bool:
+        """``asyncio.wait_for(awaitable, ...)`` (also ``fut=awaitable``)."""
+        return self.names.is_wait_for(call) and (
+            (bool(call.args) and call.args[0] is awaitable)
+            or any(k.arg == "fut" and k.value is awaitable for k in call.keywords)
+        )
 
     def _suppresses(self, expr: ast.expr) -> bool:
         return (
