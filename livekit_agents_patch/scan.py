@@ -12,6 +12,7 @@ does not parse is one ``LKP900`` error finding; the scan goes on. ``# noqa`` and
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import os
 import re
@@ -116,7 +117,15 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _scan_files(files: list[str]) -> list[Finding]:
-    return [finding for path in files for finding in scan_file(path)]
+    """The findings of ``files``, with the cyclic garbage collector off: the ASTs hold no cycles
+    and a collection per few thousand nodes costs ~15% of the parse."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [finding for path in files for finding in scan_file(path)]
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def scan_file(path: str) -> list[Finding]:
