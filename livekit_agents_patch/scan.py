@@ -159,8 +159,12 @@ def scan_file(path: str) -> list[Finding]:
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as e:
-        where = f" (Python {sys.version_info[0]}.{sys.version_info[1]}'s parser)"
-        return [_error(path, e.lineno or 1, e.offset or 1, f"syntax error: {e.msg}{where}")]
+        python = f"Python {sys.version_info[0]}.{sys.version_info[1]}"
+        message = (
+            f"syntax error: {e.msg} (as {python} parses it; code written for a newer Python "
+            "must be scanned with that Python)"
+        )
+        return [_error(path, e.lineno or 1, e.offset or 1, message)]
     except (ValueError, RecursionError, MemoryError) as e:
         return [_error(path, 1, 1, f"cannot parse: {e or type(e).__name__}")]
     if WAIT not in text:

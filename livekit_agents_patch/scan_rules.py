@@ -154,10 +154,11 @@ class _Module:
         return False
 
     def _waits_for(self, call: ast.Call, awaitable: ast.AST) -> bool:
-        """``asyncio.wait_for(awaitable, ...)`` (also ``fut=awaitable``)."""
+        """``asyncio.wait_for(awaitable, ...)``, or ``fut=awaitable`` (``awaitable`` is then the
+        ``keyword`` node, the parent of the wait)."""
         return self.names.is_wait_for(call) and (
             (bool(call.args) and call.args[0] is awaitable)
-            or any(k.arg == "fut" and k.value is awaitable for k in call.keywords)
+            or any(k.arg == "fut" and k is awaitable for k in call.keywords)
         )
 
     def _suppresses(self, expr: ast.expr) -> bool:
