@@ -4,9 +4,14 @@ swallowed, statically (standard library ``ast``; the scanned code is never impor
 ``scan(paths)`` walks files and directories (``*.py``, skipping virtualenvs, ``site-packages``,
 ``node_modules``, ``__pycache__`` and hidden directories, never following a symlink out of the
 tree), applies ``scan_rules`` to each file and returns the findings as data, sorted by path,
-line and column. A file that cannot be read, is not UTF-8 (without a coding declaration) or
-does not parse is one ``LKP900`` error finding; the scan goes on. ``# noqa`` and
-``# noqa: CODE[, CODE]`` on a finding's line silence it, as in ruff.
+line and column. ``# noqa`` and ``# noqa: CODE[, CODE]`` on a finding's line silence it, as in
+ruff.
+
+Only a file that mentions ``wait_for_playout`` can hold a finding, so only such a file is decoded
+and parsed; any other is read, searched and done. A file that cannot be read, or that mentions
+the wait but is not UTF-8 (without a coding declaration) or does not parse, is one ``LKP900``
+error finding, and the scan goes on. So a syntax error in a file without a wait (say, Python
+3.12 syntax scanned by 3.11) neither fails the gate nor slows the scan: that is a linter's job.
 """
 
 from __future__ import annotations
@@ -20,18 +25,15 @@ import stat
 import sys
 import tokenize
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .scan_rules import SEVERITY, UNREADABLE, WAIT, analyse
 from .target import Exit
 
+_WAIT_BYTES = WAIT.encode("ascii")
 SKIPPED_DIRS = frozenset({"node_modules", "site-packages", "__pycache__", "__pypackages__"})
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I)
-_PARALLEL_FROM = 500
-"""Files from which the scan uses one worker process per core."""
-_CHUNK = 200
 
 
 class ScanError(Exception):
@@ -67,7 +69,7 @@ class ScanResult:
         return sum(1 for f in self.findings if f.severity == severity)
 
 
-def scan(paths: list[str], jobs: int | None = None) -> ScanResult:
+def scan(paths: list[str]) -> ScanResult:
     """Scan ``paths`` (files or directories). Raises ``ScanError`` if one does not exist."""
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
@@ -76,15 +78,7 @@ def scan(paths: list[str], jobs: int | None = None) -> ScanResult:
             "agent's code (or its .py files)"
         )
     files = list(dict.fromkeys(f for p in paths for f in iter_files(p)))
-    workers = jobs if jobs is not None else (os.cpu_count() or 1)
-    findings: list[Finding] = []
-    if workers > 1 and len(files) >= _PARALLEL_FROM:
-        chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for part in pool.map(_scan_files, chunks):
-                findings.extend(part)
-    else:
-        findings = _scan_files(files)
+    findings = _scan_files(files)
     findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
     return ScanResult(files=len(files), findings=findings)
 
@@ -138,24 +132,12 @@ def scan_file(path: str) -> list[Finding]:
             data = f.read()
     except OSError as e:
         return [_error(path, 1, 1, f"cannot read: {e.strerror or e}")]
+    if _WAIT_BYTES not in data:
+        return []  # nothing here can be a finding
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        text = data.decode(encoding)
-    except (SyntaxError, LookupError) as e:
-        return [_error(path, 1, 1, f"cannot decode: {e}")]
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        return [
-            _error(
-                path,
-                line,
-                column,
-                f"not {e.encoding.upper().replace('-SIG', '')}: byte 0x{data[e.start]:02x} "
-                f"cannot be decoded ({e.reason}); save the file as UTF-8 or declare its "
-                "encoding (PEP 263)",
-            )
-        ]
+        text = _decode(data)
+    except _Undecodable as e:
+        return [_error(path, e.line, e.col, str(e))]
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as e:
@@ -167,8 +149,6 @@ def scan_file(path: str) -> list[Finding]:
         return [_error(path, e.lineno or 1, e.offset or 1, message)]
     except (ValueError, RecursionError, MemoryError) as e:
         return [_error(path, 1, 1, f"cannot parse: {e or type(e).__name__}")]
-    if WAIT not in text:
-        return []
     lines = text.splitlines()
     try:
         hits = analyse(tree, lines)
@@ -182,6 +162,36 @@ def scan_file(path: str) -> list[Finding]:
         col = len(source.encode("utf-8")[: hit.col_offset].decode("utf-8", "replace")) + 1
         findings.append(Finding(path, hit.line, col, hit.code, SEVERITY[hit.code], hit.message))
     return findings
+
+
+class _Undecodable(Exception):
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.line, self.col = line, col
+
+
+def _decode(data: bytes) -> str:
+    """The source text, by its PEP 263 declaration or BOM, else UTF-8 (as Python reads it)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except SyntaxError as e:  # a bad declaration, or the first two lines are not UTF-8
+        cookie_error = str(e)
+        encoding = "utf-8"
+    except LookupError as e:
+        raise _Undecodable(f"cannot decode: {e}") from None
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise _Undecodable(
+            f"not {e.encoding.upper().replace('-SIG', '')}: byte 0x{data[e.start]:02x} cannot "
+            f"be decoded ({e.reason}); save the file as UTF-8 or declare its encoding (PEP 263)",
+            line,
+            col,
+        ) from None
+    raise _Undecodable(f"cannot decode: {cookie_error}")
 
 
 def _silenced(line: str, code: str) -> bool:
