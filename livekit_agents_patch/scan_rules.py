@@ -179,8 +179,8 @@ class _Module:
             SWALLOWED,
             f"the fix is swallowed: `{clause}` (line {handler.lineno}) catches "
             "SpeechInterruptedError and does not re-raise it, so when the preamble is "
-            f"interrupted the handler runs instead ({_lines(first.lineno, _end(last))}: "
-            f"`{self._snippet(first)}`) and the tool does not end quietly. Next: add "
+            "interrupted the handler runs instead of the tool ending quietly "
+            f"({_lines(first.lineno, _end(last))}: `{self._snippet(first)}`). Next: add "
             "`except SpeechInterruptedError: raise` before it, or move the wait out of the try",
         )
 
