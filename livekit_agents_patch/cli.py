@@ -245,7 +245,12 @@ def _add_scan(commands: Any) -> None:
     output.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
     )
-    output.add_argument("--format", choices=("text", "github"), default="text")
+    output.add_argument(
+        "--format",
+        choices=("text", "github"),
+        default="text",
+        help="text: `path:line:col: CODE message` (default); github: Actions annotations",
+    )
 
 
 def _scan(args: argparse.Namespace, as_json: bool) -> int:
