@@ -33,7 +33,7 @@ class Names:
 
     def __init__(self, tree: ast.Module) -> None:
         self.aliases: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in _imports(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -111,3 +111,21 @@ class Names:
 
     def is_timeout(self, expr: ast.expr) -> bool:
         return isinstance(expr, ast.Call) and self.qualified(expr.func) in _TIMEOUTS
+
+
+_SIMPLE = (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Return, ast.Raise, ast.Pass)
+
+
+def _imports(tree: ast.Module) -> list[ast.stmt]:
+    """Every import statement, at any depth (visiting statements only, not expressions)."""
+    out: list[ast.stmt] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            for child in getattr(node, field, ()):
+                if isinstance(child, ast.Import | ast.ImportFrom):
+                    out.append(child)
+                elif not isinstance(child, _SIMPLE):
+                    stack.append(child)
+    return out

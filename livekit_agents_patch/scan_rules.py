@@ -18,6 +18,7 @@ asyncio.timeout(...)`` around it: a #5359 workaround the fix makes unnecessary.
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,10 +50,8 @@ class Hit:
 
 def analyse(tree: ast.Module, lines: Sequence[str]) -> list[Hit]:
     """Every finding in ``tree``; ``lines`` are its source lines (for quoting code)."""
-    waits = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and _is_wait(node)]
-    if not waits:
-        return []
-    return _Module(tree, lines).hits(waits)
+    module = _Module(tree, lines)
+    return module.hits(module.waits) if module.waits else []
 
 
 def _is_wait(node: ast.Call) -> bool:
@@ -65,12 +64,32 @@ def _is_wait(node: ast.Call) -> bool:
 
 class _Module:
     def __init__(self, tree: ast.Module, lines: Sequence[str]) -> None:
-        self.names = Names(tree)
         self.lines = lines
         self.parents: dict[ast.AST, ast.AST] = {}
-        for node in ast.walk(tree):
+        """Only for the nodes on a path from the module to a line that mentions the wait."""
+        self.waits: list[ast.Call] = []
+        self._wait_lines = [i for i, line in enumerate(lines, 1) if WAIT in line]
+        self._descend(tree)
+        self.names = Names(tree)
+
+    def _descend(self, root: ast.AST) -> None:
+        """Find the wait calls, visiting only subtrees whose lines hold one (a whole-tree walk
+        costs ten times the parse)."""
+        stack = [root]
+        while stack:
+            node = stack.pop()
             for child in ast.iter_child_nodes(node):
+                first = getattr(child, "lineno", None)
+                if first is not None:
+                    index = bisect_left(self._wait_lines, first)
+                    last = getattr(child, "end_lineno", None) or first
+                    if index == len(self._wait_lines) or self._wait_lines[index] > last:
+                        continue
                 self.parents[child] = node
+                if isinstance(child, ast.Call) and _is_wait(child):
+                    self.waits.append(child)
+                stack.append(child)
+        self.waits.sort(key=lambda call: (call.lineno, call.col_offset))
 
     def hits(self, waits: list[ast.Call]) -> list[Hit]:
         out: list[Hit] = []
@@ -252,9 +271,10 @@ class _Module:
 
     def _example_call(self, stmts: list[ast.stmt]) -> str | None:
         """The first awaited call (else the first call) in ``stmts`` with a dotted name."""
-        calls = [n for s in stmts for n in ast.walk(s) if isinstance(n, ast.Call)]
-        calls = [c for c in calls if self.names.qualified(c.func) is not None]
-        awaited = [c for c in calls if isinstance(self.parents.get(c), ast.Await)]
+        nodes = [n for s in stmts for n in ast.walk(s)]
+        calls = [n for n in nodes if isinstance(n, ast.Call) and self.names.qualified(n.func)]
+        awaited_values = {id(n.value) for n in nodes if isinstance(n, ast.Await)}
+        awaited = [c for c in calls if id(c) in awaited_values]
         chosen = min(awaited or calls, key=lambda c: (c.lineno, c.col_offset), default=None)
         return ast.unparse(chosen.func) if chosen else None
 

@@ -725,3 +725,41 @@ def test_the_scan_never_imports_or_runs_the_code(tmp_path: Path) -> None:
     )
     assert cli("scan", str(tmp_path)).returncode == 0
     assert not marker.exists()
+
+
+def test_imports_at_any_depth_are_resolved(tmp_path: Path) -> None:
+    found, source = triples(
+        tmp_path,
+        """
+        from typing import TYPE_CHECKING
+
+        if TYPE_CHECKING:
+            from livekit.agents import RunContext as RC
+
+        class Agent:
+            async def tool(self, ctx: "RC[UserData]") -> None:
+                try:
+                    from contextlib import suppress as hush
+                except ImportError:
+                    raise
+                with hush(BaseException):
+                    await ctx.wait_for_playout()
+        """,
+    )
+    assert found == [at(source, WAIT, "LKP001")]
+
+
+def test_many_files_in_worker_processes_give_the_same_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import livekit_agents_patch.scan as scanning
+
+    for i in range(12):
+        write(tmp_path, SWALLOWING if i % 3 else SAFE, name=f"d{i % 4}/m{i}.py")
+    (tmp_path / "d0" / "broken.py").write_text("ctx.wait_for_playout(\n")
+    one_process = scan([str(tmp_path)])
+    monkeypatch.setattr(scanning, "_PER_WORKER", 1)
+    monkeypatch.setattr(scanning, "_CHUNK", 2)
+    monkeypatch.setattr(scanning.os, "cpu_count", lambda: 2)
+    assert scan([str(tmp_path)]) == one_process
+    assert (one_process.files, len(one_process.findings)) == (13, 13)
