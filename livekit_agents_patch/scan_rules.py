@@ -270,13 +270,23 @@ class _Module:
         return out
 
     def _example_call(self, stmts: list[ast.stmt]) -> str | None:
-        """The first awaited call (else the first call) in ``stmts`` with a dotted name."""
+        """The first call with a dotted name in ``stmts``, by what it most likely does: an
+        awaited call, else a call made for its effect (a statement of its own), else any call
+        outside a ``raise`` (building an exception is not the side effect that is lost)."""
         nodes = [n for s in stmts for n in ast.walk(s)]
-        calls = [n for n in nodes if isinstance(n, ast.Call) and self.names.qualified(n.func)]
-        awaited_values = {id(n.value) for n in nodes if isinstance(n, ast.Await)}
-        awaited = [c for c in calls if id(c) in awaited_values]
-        chosen = min(awaited or calls, key=lambda c: (c.lineno, c.col_offset), default=None)
-        return ast.unparse(chosen.func) if chosen else None
+        awaited = {id(n.value) for n in nodes if isinstance(n, ast.Await)}
+        effect = {id(n.value) for n in nodes if isinstance(n, ast.Expr)}
+        raised = {id(c) for n in nodes if isinstance(n, ast.Raise) for c in ast.walk(n)}
+        calls = [
+            n
+            for n in nodes
+            if isinstance(n, ast.Call) and id(n) not in raised and self.names.qualified(n.func)
+        ]
+        if not calls:
+            return None
+        rank = {id(c): 0 if id(c) in awaited else 1 if id(c) in effect else 2 for c in calls}
+        chosen = min(calls, key=lambda c: (rank[id(c)], c.lineno, c.col_offset))
+        return ast.unparse(chosen.func)
 
     def _snippet(self, stmt: ast.stmt) -> str:
         text = self.lines[stmt.lineno - 1].strip() if stmt.lineno <= len(self.lines) else ""

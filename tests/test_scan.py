@@ -763,3 +763,23 @@ def test_many_files_in_worker_processes_give_the_same_findings(
     monkeypatch.setattr(scanning.os, "cpu_count", lambda: 2)
     assert scan([str(tmp_path)]) == one_process
     assert (one_process.files, len(one_process.findings)) == (13, 13)
+
+
+@pytest.mark.parametrize(
+    ("after", "example"),
+    [
+        (
+            "if not check(x):\n        raise ToolError(str(x))\n    self.complete(x)",
+            "self.complete",
+        ),
+        ("n = count(x)\n    log.info(n)\n    await hang_up()", "hang_up"),
+        ("n = count(x)\n    raise ToolError(n)", "count"),
+    ],
+)
+def test_the_example_is_the_call_most_likely_to_be_the_lost_side_effect(
+    tmp_path: Path, after: str, example: str
+) -> None:
+    found, _ = findings(
+        tmp_path, f"async def tool(self, ctx: RunContext) -> None:\n    await {WAIT}\n    {after}\n"
+    )
+    assert f"e.g. the call to `{example}`) no longer run" in found[0].message
