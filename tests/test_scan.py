@@ -760,7 +760,7 @@ def test_many_files_in_worker_processes_give_the_same_findings(
     one_process = scan([str(tmp_path)])
     monkeypatch.setattr(scanning, "_PER_WORKER", 1)
     monkeypatch.setattr(scanning, "_CHUNK", 2)
-    monkeypatch.setattr(scanning.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert scan([str(tmp_path)]) == one_process
     assert (one_process.files, len(one_process.findings)) == (13, 13)
 
