@@ -130,7 +130,7 @@ class _Module:
             if swallowed is None and isinstance(parent, _TRIES) and _in(child, parent, "body"):
                 handler = self._first_catching(parent)
                 if handler is not None and not self._reraises(handler):
-                    swallowed = self._swallowed_by_handler(call, handler)
+                    swallowed = self._swallowed_by_handler(call, parent, handler)
             elif isinstance(parent, ast.With | ast.AsyncWith) and _in(child, parent, "body"):
                 for item in parent.items:
                     expr = item.context_expr
@@ -189,27 +189,35 @@ class _Module:
 
     # --- messages ----------------------------------------------------------------------------
 
-    def _swallowed_by_handler(self, call: ast.Call, handler: ast.ExceptHandler) -> Hit:
+    def _swallowed_by_handler(
+        self, call: ast.Call, try_: ast.stmt, handler: ast.ExceptHandler
+    ) -> Hit:
         clause = "except" + (f" {self._code(handler.type)}" if handler.type else "")
         clause += f" as {handler.name}:" if handler.name else ":"
         first, last = handler.body[0], handler.body[-1]
+        then = ""
+        if not isinstance(last, ast.Return | ast.Raise | ast.Continue | ast.Break):
+            then = self._goes_on(try_)
+            then = f", then the tool {then}" if then else ""
         return self._hit(
             call,
             SWALLOWED,
             f"the fix is swallowed: `{clause}` (line {handler.lineno}) catches "
             "SpeechInterruptedError and does not re-raise it, so when the preamble is "
             "interrupted the handler runs instead of the tool ending quietly "
-            f"({_lines(first.lineno, _end(last))}: `{self._snippet(first)}`). Next: add "
+            f"({_lines(first.lineno, _end(last))}: `{self._snippet(first)}`){then}. Next: add "
             "`except SpeechInterruptedError: raise` before it, or move the wait out of the try",
         )
 
+    def _goes_on(self, stmt: ast.stmt) -> str:
+        """Where the tool goes on once ``stmt`` has swallowed the raise."""
+        after = self._after(stmt)
+        if not after:
+            return ""
+        return f"goes on at line {after[0].lineno} (`{self._snippet(after[0])}`)"
+
     def _swallowed_by_suppress(self, call: ast.Call, with_: ast.stmt, expr: ast.expr) -> Hit:
-        after = self._after(with_)
-        goes_on = (
-            f"goes on at line {after[0].lineno} (`{self._snippet(after[0])}`)"
-            if after
-            else "returns normally"
-        )
+        goes_on = self._goes_on(with_) or "returns normally"
         return self._hit(
             call,
             SWALLOWED,

@@ -783,3 +783,23 @@ def test_the_example_is_the_call_most_likely_to_be_the_lost_side_effect(
         tmp_path, f"async def tool(self, ctx: RunContext) -> None:\n    await {WAIT}\n    {after}\n"
     )
     assert f"e.g. the call to `{example}`) no longer run" in found[0].message
+
+
+def test_a_handler_that_falls_through_names_where_the_tool_goes_on(tmp_path: Path) -> None:
+    found, source = findings(
+        tmp_path,
+        """
+        async def cut_call(ctx: RunContext) -> str:
+            try:
+                await ctx.wait_for_playout()
+            except Exception:
+                pass
+            ctx.session.shutdown()
+            return "Call ended."
+        """,
+    )
+    line = at(source, "ctx.session.shutdown()", "")[0]
+    assert [(f.line, f.col, f.code) for f in found] == [at(source, WAIT, "LKP001")]
+    assert f"(line {line - 1}: `pass`), then the tool goes on at line {line} (`ctx.session" in (
+        found[0].message
+    )
