@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .scan_names import Names
@@ -64,32 +64,33 @@ def _is_wait(node: ast.Call) -> bool:
 
 class _Module:
     def __init__(self, tree: ast.Module, lines: Sequence[str]) -> None:
+        self.tree = tree
         self.lines = lines
         self.parents: dict[ast.AST, ast.AST] = {}
-        """Only for the nodes on a path from the module to a line that mentions the wait."""
-        self.waits: list[ast.Call] = []
-        self._wait_lines = [i for i, line in enumerate(lines, 1) if WAIT in line]
-        self._descend(tree)
+        """Only for the nodes on a path from the module to a line visited by ``_descend``."""
+        self.waits = self._descend(WAIT, _is_wait)
         self.names = Names(tree)
 
-    def _descend(self, root: ast.AST) -> None:
-        """Find the wait calls, visiting only subtrees whose lines hold one (a whole-tree walk
-        costs ten times the parse)."""
-        stack = [root]
+    def _descend(self, text: str, want: Callable[[ast.Call], bool]) -> list[ast.Call]:
+        """The calls ``want`` picks on the lines that mention ``text``, visiting only the
+        subtrees holding such a line (a whole-tree walk costs ten times the parse)."""
+        lines = [i for i, line in enumerate(self.lines, 1) if text in line]
+        found: list[ast.Call] = []
+        stack: list[ast.AST] = [self.tree] if lines else []
         while stack:
             node = stack.pop()
             for child in ast.iter_child_nodes(node):
                 first = getattr(child, "lineno", None)
                 if first is not None:
-                    index = bisect_left(self._wait_lines, first)
+                    index = bisect_left(lines, first)
                     last = getattr(child, "end_lineno", None) or first
-                    if index == len(self._wait_lines) or self._wait_lines[index] > last:
+                    if index == len(lines) or lines[index] > last:
                         continue
                 self.parents[child] = node
-                if isinstance(child, ast.Call) and _is_wait(child):
-                    self.waits.append(child)
+                if isinstance(child, ast.Call) and want(child):
+                    found.append(child)
                 stack.append(child)
-        self.waits.sort(key=lambda call: (call.lineno, call.col_offset))
+        return sorted(found, key=lambda call: (call.lineno, call.col_offset))
 
     def hits(self, waits: list[ast.Call]) -> list[Hit]:
         out: list[Hit] = []
@@ -122,26 +123,97 @@ class _Module:
     # --- what the fix changes there ----------------------------------------------------------
 
     def _judge(self, call: ast.Call, func: ast.AST) -> list[Hit]:
-        swallowed: Hit | None = None
-        out: list[Hit] = []
-        child: ast.AST = call
-        parent = self.parents[call]
-        while child is not func:
-            if swallowed is None and isinstance(parent, _TRIES) and _in(child, parent, "body"):
+        catcher = self._catcher(call, func)
+        if catcher is not None:
+            first = self._swallowed(call, catcher)
+        else:
+            in_caller = self._caller_catcher(func)
+            first = (
+                self._swallowed(call, in_caller[0], via=in_caller[1:])
+                if in_caller
+                else self._behaviour_change(call, func)
+            )
+        return [first, *self._workarounds(call, func)]
+
+    def _chain(self, node: ast.AST, func: ast.AST) -> list[tuple[ast.AST, ast.AST]]:
+        """``(child, parent)`` pairs from ``node`` out to ``func``."""
+        out = []
+        while node is not func and node in self.parents:
+            out.append((node, self.parents[node]))
+            node = self.parents[node]
+        return out
+
+    def _catcher(self, node: ast.AST, func: ast.AST) -> tuple[ast.stmt, ast.AST] | None:
+        """The innermost ``(try, handler)`` or ``(with, suppress call)`` around ``node``, within
+        ``func``, that swallows ``SpeechInterruptedError``."""
+        for child, parent in self._chain(node, func):
+            if isinstance(parent, _TRIES) and _in(child, parent, "body"):
                 handler = self._first_catching(parent)
                 if handler is not None and not self._reraises(handler):
-                    swallowed = self._swallowed_by_handler(call, parent, handler)
+                    return parent, handler
             elif isinstance(parent, ast.With | ast.AsyncWith) and _in(child, parent, "body"):
                 for item in parent.items:
+                    if self._suppresses(item.context_expr):
+                        return parent, item.context_expr
+        return None
+
+    def _caller_catcher(
+        self, func: ast.AST
+    ) -> tuple[tuple[ast.stmt, ast.AST], ast.Call, ast.AST] | None:
+        """When the wait's function is awaited by another function of the module (directly, or
+        through further awaited functions) inside a swallowing handler: that catcher, the
+        awaited call and the function holding it."""
+        seen, queue = {func}, [func]
+        while queue:
+            callee = queue.pop(0)
+            for site, caller in self._call_sites(callee):
+                catcher = self._catcher(site, caller)
+                if catcher is not None:
+                    return catcher, site, caller
+                if caller not in seen:
+                    seen.add(caller)
+                    queue.append(caller)
+        return None
+
+    def _call_sites(self, func: ast.AST) -> list[tuple[ast.Call, ast.AST]]:
+        """``await f(...)`` (or ``await self.f(...)`` in ``f``'s class) and the function that
+        holds it, for a named function ``f`` of this module."""
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            return []
+        owner = self.parents.get(func)
+        method = isinstance(owner, ast.ClassDef)
+
+        def calls_it(call: ast.Call) -> bool:
+            f = call.func
+            if method:
+                return (
+                    isinstance(f, ast.Attribute)
+                    and f.attr == func.name
+                    and isinstance(f.value, ast.Name)
+                    and f.value.id in ("self", "cls")
+                )
+            return isinstance(f, ast.Name) and f.id == func.name
+
+        out: list[tuple[ast.Call, ast.AST]] = []
+        for site in self._descend(func.name, calls_it):
+            if not isinstance(self.parents.get(site), ast.Await):
+                continue  # a task or a coroutine passed on: its raise goes elsewhere
+            enclosing = [p for _, p in self._chain(site, self.tree) if isinstance(p, _FUNCTIONS)]
+            classes = [p for _, p in self._chain(site, self.tree) if isinstance(p, ast.ClassDef)]
+            if enclosing and enclosing[0] is not func and (not method or classes[:1] == [owner]):
+                out.append((site, enclosing[0]))
+        return out
+
+    def _workarounds(self, call: ast.Call, func: ast.AST) -> list[Hit]:
+        out: list[Hit] = []
+        for child, parent in self._chain(call, func):
+            if isinstance(parent, ast.With | ast.AsyncWith) and _in(child, parent, "body"):
+                for item in parent.items:
                     expr = item.context_expr
-                    if swallowed is None and self._suppresses(expr):
-                        swallowed = self._swallowed_by_suppress(call, parent, expr)
-                    elif self.names.is_timeout(expr):
+                    if self.names.is_timeout(expr):
                         out.append(self._workaround(expr, f"`async with {self._code(expr)}`"))
             elif isinstance(parent, ast.Call) and self._waits_for(parent, child):
                 out.append(self._workaround(parent, f"`{self._code(parent)}`"))
-            child, parent = parent, self.parents.get(parent, func)
-        out.insert(0, swallowed or self._behaviour_change(call, func))
         return out
 
     def _first_catching(self, node: ast.stmt) -> ast.ExceptHandler | None:
@@ -189,25 +261,43 @@ class _Module:
 
     # --- messages ----------------------------------------------------------------------------
 
-    def _swallowed_by_handler(
-        self, call: ast.Call, try_: ast.stmt, handler: ast.ExceptHandler
+    def _swallowed(
+        self,
+        call: ast.Call,
+        catcher: tuple[ast.stmt, ast.AST],
+        via: tuple[ast.Call, ast.AST] | None = None,
     ) -> Hit:
-        clause = "except" + (f" {self._code(handler.type)}" if handler.type else "")
-        clause += f" as {handler.name}:" if handler.name else ":"
-        first, last = handler.body[0], handler.body[-1]
-        then = ""
-        if not isinstance(last, ast.Return | ast.Raise | ast.Continue | ast.Break):
-            then = self._goes_on(try_)
-            then = f", then the tool {then}" if then else ""
-        return self._hit(
-            call,
-            SWALLOWED,
-            f"the fix is swallowed: `{clause}` (line {handler.lineno}) catches "
-            "SpeechInterruptedError and does not re-raise it, so when the preamble is "
-            "interrupted the handler runs instead of the tool ending quietly "
-            f"({_lines(first.lineno, _end(last))}: `{self._snippet(first)}`){then}. Next: add "
-            "`except SpeechInterruptedError: raise` before it, or move the wait out of the try",
-        )
+        stmt, what = catcher
+        where = f"line {what.lineno if isinstance(what, ast.ExceptHandler) else stmt.lineno}"
+        if via is not None:
+            site, caller = via
+            name = getattr(caller, "name", "lambda")
+            where += f", in `{name}`, around its call to `{self._code(site.func)}` (line "
+            where += f"{site.lineno})"
+        if isinstance(what, ast.ExceptHandler):
+            clause = "except" + (f" {self._code(what.type)}" if what.type else "")
+            clause += f" as {what.name}:" if what.name else ":"
+            first, last = what.body[0], what.body[-1]
+            then = ""
+            if not isinstance(last, ast.Return | ast.Raise | ast.Continue | ast.Break):
+                then = self._goes_on(stmt)
+                then = f", then the tool {then}" if then else ""
+            message = (
+                f"the fix is swallowed: `{clause}` ({where}) catches SpeechInterruptedError "
+                "and does not re-raise it, so when the preamble is interrupted the handler runs "
+                f"instead of the tool ending quietly ({_lines(first.lineno, _end(last))}: "
+                f"`{self._snippet(first)}`){then}. Next: add `except SpeechInterruptedError: "
+                "raise` before it, or move the wait out of the try"
+            )
+        else:
+            assert isinstance(what, ast.expr)
+            goes_on = self._goes_on(stmt) or "returns normally"
+            message = (
+                f"the fix is swallowed: `{self._code(what)}` ({where}) suppresses "
+                f"SpeechInterruptedError, so when the preamble is interrupted the tool {goes_on}. "
+                "Next: move the wait out of the with block, or suppress narrower types"
+            )
+        return self._hit(call, SWALLOWED, message)
 
     def _goes_on(self, stmt: ast.stmt) -> str:
         """Where the tool goes on once ``stmt`` has swallowed the raise."""
@@ -215,16 +305,6 @@ class _Module:
         if not after:
             return ""
         return f"goes on at line {after[0].lineno} (`{self._snippet(after[0])}`)"
-
-    def _swallowed_by_suppress(self, call: ast.Call, with_: ast.stmt, expr: ast.expr) -> Hit:
-        goes_on = self._goes_on(with_) or "returns normally"
-        return self._hit(
-            call,
-            SWALLOWED,
-            f"the fix is swallowed: `{self._code(expr)}` (line {with_.lineno}) suppresses "
-            f"SpeechInterruptedError, so when the preamble is interrupted the tool {goes_on}. "
-            "Next: move the wait out of the with block, or suppress narrower types",
-        )
 
     def _behaviour_change(self, call: ast.Call, func: ast.AST) -> Hit:
         after = self._after(call, func)

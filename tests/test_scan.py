@@ -404,7 +404,7 @@ def test_other_receivers_are_not_findings(tmp_path: Path) -> None:
 
 
 def test_a_closure_over_the_tool_context_is_a_wait_of_its_own_function(tmp_path: Path) -> None:
-    found, source = triples(
+    found, source = findings(
         tmp_path,
         """
         async def tool(ctx: RunContext) -> None:
@@ -414,6 +414,84 @@ def test_a_closure_over_the_tool_context_is_a_wait_of_its_own_function(tmp_path:
                 await inner()
             except Exception:
                 pass
+            async def other() -> None:
+                await ctx.wait_for_playout()
+            asyncio.create_task(other())
+        """,
+    )
+    assert [(f.line, f.col, f.code) for f in found] == [
+        at(source, WAIT, "LKP001", 0),
+        at(source, WAIT, "LKP002", 1),
+    ]
+    call = at(source, "await inner()", "")[0]
+    assert f", in `tool`, around its call to `inner` (line {call})) catches" in found[0].message
+
+
+def test_a_handler_in_a_caller_of_the_waiting_helper_swallows_it(tmp_path: Path) -> None:
+    found, source = findings(
+        tmp_path,
+        """
+        class Agent:
+            async def _goodbye(self, ctx: RunContext) -> None:
+                await ctx.wait_for_playout()
+                await hang_up()
+
+            async def _close(self, ctx: RunContext) -> None:
+                await self._goodbye(ctx)
+
+            @function_tool()
+            async def end_call(self, ctx: RunContext) -> str:
+                try:
+                    await self._close(ctx)
+                except Exception:
+                    return "sorry"
+                return "bye"
+
+        class Other:
+            async def _goodbye(self, ctx: RunContext) -> None:
+                await ctx.wait_for_playout()
+
+            async def end_call(self, ctx: RunContext) -> str:
+                try:
+                    await Agent()._goodbye(ctx)
+                except Exception:
+                    return "sorry"
+                return "bye"
+        """,
+    )
+    handler = at(source, "except Exception:", "")[0]
+    call = at(source, "await self._close(ctx)", "")[0]
+    assert [(f.line, f.col, f.code) for f in found] == [
+        at(source, WAIT, "LKP001", 0),
+        at(source, WAIT, "LKP002", 1),
+    ]
+    assert found[0].message.startswith(
+        f"the fix is swallowed: `except Exception:` (line {handler}, in `end_call`, around its "
+        f"call to `self._close` (line {call})) catches SpeechInterruptedError"
+    )
+
+
+def test_negative_control_a_caller_that_lets_it_through_or_does_not_await_it(
+    tmp_path: Path,
+) -> None:
+    found, source = triples(
+        tmp_path,
+        """
+        async def goodbye(ctx: RunContext) -> None:
+            await ctx.wait_for_playout()
+
+        async def end_call(ctx: RunContext) -> str:
+            try:
+                await goodbye(ctx)
+            except StopResponse:
+                raise
+            except Exception:
+                return "sorry"
+            try:
+                asyncio.create_task(goodbye(ctx))
+            except Exception:
+                return "sorry"
+            return "bye"
         """,
     )
     assert found == [at(source, WAIT, "LKP002")]
