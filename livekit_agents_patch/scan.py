@@ -29,7 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .scan_rules import SEVERITY, UNREADABLE, WAIT, analyse
+from .scan_messages import SEVERITY, UNREADABLE, WAIT
+from .scan_rules import analyse
 from .target import Exit
 
 _WAIT_BYTES = WAIT.encode("ascii")
