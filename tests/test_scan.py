@@ -356,6 +356,7 @@ def test_negative_control_suppress_of_narrower_types_is_safe(tmp_path: Path) -> 
         "async def tool(self, *, ctx: agents.RunContext) -> None:",
         "async def tool(self, x: int, /, ctx: livekit.agents.RunContext[UserData]) -> None:",
         "async def tool(self, ctx: Ctx) -> None:",
+        "async def tool(self, ctx: Rel) -> None:",
         "async def tool(self, ctx: Optional[RunContext]) -> None:",
         "async def tool(self, ctx: RunContext | None = None) -> None:",
         "def tool(self, ctx: 'agents.RunContext'):",
@@ -366,6 +367,7 @@ def test_methods_and_every_annotation_form(tmp_path: Path, signature: str) -> No
         tmp_path,
         f"""
         from livekit.agents import RunContext as Ctx
+        from ...voice.events import RunContext as Rel
 
         class Agent:
             @function_tool()
