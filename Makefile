@@ -34,8 +34,11 @@ $(VENVS)/lk-%/.patched.ok: $(VENVS)/lk-%/.ok patches/index.json patches/*.patch
 	$(VENVS)/lk-$*/bin/python tests/support/overlay.py $(VENVS)/lk-$*/patched
 	touch $@
 
+# mk/*.mk add the venvs their checks need with `EXTRA_VENVS += <dir>/.ok`: built in parallel here
+EXTRA_VENVS :=
+
 venvs:
-	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/.patched.ok)
+	$(MAKE) -j4 $(VENVS)/dev/.ok $(foreach r,$(RELEASES),$(VENVS)/lk-$(r)/.patched.ok) $(EXTRA_VENVS)
 
 lint: $(VENVS)/dev/.ok
 	$(DEV) -m ruff format --check .

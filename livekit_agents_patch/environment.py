@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .index import TARGETS
+from .index import TARGETS, split_local
 from .target import Exit, PatchingError, Target
 
 # runs in the target interpreter: keep it to the standard library of any Python 3
@@ -108,6 +108,10 @@ def find(python: str | None = None) -> Target:
             if files_version is not None:
                 version = files_version
     assert version is not None
+    wheel_version = None
+    upstream, revision = split_local(version)
+    if revision is not None:  # a patched wheel's install (see ``wheel``): judged as upstream's
+        version, wheel_version = upstream, version
     return Target(
         version=version,
         root=root,
@@ -116,4 +120,5 @@ def find(python: str | None = None) -> Target:
         files_version=files_version,
         python=found["python"],
         notes=tuple(notes),
+        wheel_version=wheel_version,
     )

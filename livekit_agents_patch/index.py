@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -70,6 +71,33 @@ class Index:
 
     def patch_text(self, name: str) -> str:
         return (patches_dir() / name).read_text(encoding="utf-8")
+
+
+LABEL = "fix5359"
+"""The PEP 440 local label of a patched wheel's version: ``X+fix5359.rN``, N the revision."""
+
+
+def revision(release: Release, index: Index | None = None) -> int:
+    """The patch revision that serves ``release`` (1 until the index numbers revisions).
+
+    The one place the revision is read: a patched wheel's version and ``status`` both use it.
+    """
+    entry = (index or load()).data["releases"].get(release.version, {})
+    value = entry.get("revision", 1)
+    return value if isinstance(value, int) else 1
+
+
+def local_version(release: Release, index: Index | None = None) -> str:
+    """The version of the patched wheel of ``release``: ``1.8.9+fix5359.r1``."""
+    return f"{release.version}+{LABEL}.r{revision(release, index)}"
+
+
+def split_local(version: str) -> tuple[str, int | None]:
+    """``(upstream release, revision)`` of a patched wheel's version, else ``(version, None)``."""
+    match = re.fullmatch(rf"(.+)\+{LABEL}\.r([0-9]+)", version)
+    if match is None:
+        return version, None
+    return match.group(1), int(match.group(2))
 
 
 @cache

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import applier, writer
+from . import applier, unlisted, writer
 from .index import STRIP, TARGETS, Index, Release, load, sha256
 from .target import Exit, PatchingError, Target
 
@@ -116,18 +116,21 @@ def describe(report: FileReport, release: Release | None, *, short: bool = False
     return line
 
 
-def release_for(target: Target, index: Index | None = None) -> Release:
-    """The index entry for the target's version; refuse unknown and unsupported versions."""
+def release_for(
+    target: Target,
+    index: Index | None = None,
+    *,
+    contents: Mapping[str, bytes | None] | None = None,
+    allow_unlisted: bool = False,
+) -> Release:
+    """The index entry for the target's version; refuse unsupported versions, and versions the
+    index does not list unless ``allow_unlisted`` (then the entry is made from ``contents``)."""
     index = index or load()
     release = index.releases.get(target.version)
     if release is None:
-        supported = index.supported()
-        raise PatchingError(
-            Exit.UNSUPPORTED,
-            f"livekit-agents {target.version} is not in the patch index (it covers "
-            f"{supported[0]} to {supported[-1]}). Next: run `livekit-agents-patch verify` to see "
-            "whether this release still needs the fix; if it does, upgrade livekit-agents-patch.",
-        )
+        if not allow_unlisted or contents is None:
+            raise unlisted.refusal(target, index)
+        return unlisted.release(target, contents, index)
     if release.patch is None:
         raise PatchingError(
             Exit.UNSUPPORTED,
@@ -198,10 +201,19 @@ def transform(
 # --- the commands ----------------------------------------------------------------------------
 
 
+def from_patched_wheel(target: Target, contents: Mapping[str, bytes | None]) -> bool:
+    """Whether the files are a patched wheel's own (see ``wheel``): the distribution's version
+    carries the wheel's local label and its RECORD lists these very bytes."""
+    return target.wheel_version is not None and all(
+        data is not None and target.record.get(relative) == sha256(data)
+        for relative, data in ((rel, contents[rel]) for rel in TARGETS)
+    )
+
+
 def _preflight(
-    target: Target, contents: Mapping[str, bytes | None]
+    target: Target, contents: Mapping[str, bytes | None], allow_unlisted: bool
 ) -> tuple[Release, list[FileReport]]:
-    release = release_for(target)
+    release = release_for(target, contents=contents, allow_unlisted=allow_unlisted)
     for relative in TARGETS:
         writer.real_path(target, relative)
     reports = judge(target, release, contents)
@@ -215,30 +227,53 @@ def _preflight(
     return release, reports
 
 
-def _plan(
-    target: Target, contents: Mapping[str, bytes | None], *, reverse: bool
+def plan(
+    target: Target,
+    contents: Mapping[str, bytes | None],
+    *,
+    reverse: bool,
+    allow_unlisted: bool = False,
 ) -> tuple[str, dict[str, bytes] | None]:
-    """What apply (or revert) would do from ``contents``: ``(result, new bytes or None)``."""
-    release, reports = _preflight(target, contents)
+    """What apply (or revert) would do from ``contents``: ``(result, new bytes or None)``.
+
+    Nothing is written: ``apply`` and revert on disk and ``wheel`` in an archive take their
+    decisions and bytes from here, refusals included. For a release the index does not list,
+    the contract is checked on the new bytes first."""
+    release, reports = _preflight(target, contents, allow_unlisted)
     done, todo = (State.PRISTINE, State.PATCHED) if reverse else (State.PATCHED, State.PRISTINE)
     if all(r.state is done for r in reports):
+        if not reverse and from_patched_wheel(target, contents):
+            return "already applied (installed from a patched wheel)", None
         return ("already pristine" if reverse else "already applied"), None
+    if reverse and from_patched_wheel(target, contents):
+        raise PatchingError(
+            Exit.FOREIGN_EDIT,
+            f"livekit-agents {target.wheel_version} was installed from a patched wheel: the "
+            "patched files are the package's own, and its RECORD lists them, so they are not "
+            "reverted in place. Next: reinstall upstream's wheel with "
+            f"{target.reinstall}",
+        )
     if not all(r.state is todo for r in reports):
         raise PatchingError(
             Exit.FOREIGN_EDIT, _mixed(target, release, reports, contents, reverse=reverse)
         )
-    return ("reverted" if reverse else "applied"), transform(
-        target, release, contents, reverse=reverse
-    )
+    new = transform(target, release, contents, reverse=reverse)
+    if not reverse and target.version not in load().releases:
+        unlisted.contract(target, new)
+        return f"applied to unlisted release {target.version} (hunks exact, contract holds)", new
+    return ("reverted" if reverse else "applied"), new
 
 
-def _run(target: Target, *, reverse: bool) -> str:
+def _run(target: Target, *, reverse: bool, allow_unlisted: bool = False) -> str:
     """Decide from the bytes on disk (as an interrupted run's rollback would leave them), then
     write only if something must change: an install already in the wanted state is left alone,
     so a read-only one is fine."""
     with writer.locked(target):
         original = writer.read_journal(target)
-        result, new = _plan(target, {**read(target), **(original or {})}, reverse=reverse)
+        contents = {**read(target), **(original or {})}
+        # revert needs no opt-in: the pristine bytes it restores are the ones RECORD lists
+        allow = allow_unlisted or reverse
+        result, new = plan(target, contents, reverse=reverse, allow_unlisted=allow)
         if new is None and original is None:
             notes = writer.clean_leftovers(target)
             return result + "".join(f" ({note})" for note in notes)
@@ -256,9 +291,9 @@ def _run(target: Target, *, reverse: bool) -> str:
         return result + (" (after rolling back an interrupted run)" if recovered else "")
 
 
-def apply(target: Target) -> str:
+def apply(target: Target, *, allow_unlisted: bool = False) -> str:
     """Patch both files; idempotent. Return what was done."""
-    return _run(target, reverse=False)
+    return _run(target, reverse=False, allow_unlisted=allow_unlisted)
 
 
 def revert(target: Target) -> str:
@@ -266,15 +301,18 @@ def revert(target: Target) -> str:
     return _run(target, reverse=True)
 
 
-def check(target: Target) -> str:
+def check(target: Target, *, allow_unlisted: bool = False) -> str:
     """What ``apply`` would do, without writing anything."""
-    contents = read(target)
     original = writer.read_journal(target)
-    result, new = _plan(target, {**contents, **(original or {})}, reverse=False)
+    contents = {**read(target), **(original or {})}
+    result, new = plan(target, contents, reverse=False, allow_unlisted=allow_unlisted)
     if new is not None or original is not None:
         writer.check_writable(target)
     if new is not None:
-        result = f"would apply {release_for(target).patch}"
+        release = release_for(target, contents=contents, allow_unlisted=allow_unlisted)
+        result = f"would apply {release.patch}"
+        if target.version not in load().releases:
+            result += f" to unlisted release {target.version} (hunks exact, contract holds)"
     if original is not None:
         result += " (after rolling back an interrupted run)"
     return result

@@ -26,6 +26,8 @@ class Exit(enum.IntEnum):
     """Cannot write (read-only, another owner, symlink out of the package); nothing changed."""
     INTERRUPTED = 8
     """``status``: a run was killed mid-write; the next apply or revert rolls it back."""
+    CANNOT_VERIFY = 9
+    """The contract's checks could not run on this target (not "a property does not hold")."""
 
 
 class PatchingError(Exception):
@@ -51,6 +53,9 @@ class Target:
     python: str | None = None
     """The interpreter the target belongs to, for the commands this tool suggests."""
     notes: tuple[str, ...] = field(default=())
+    wheel_version: str | None = None
+    """The installed distribution's version when it is a patched wheel's (``1.8.9+fix5359.r1``,
+    see ``wheel``); ``version`` is then upstream's release, ``1.8.9``."""
 
     def path(self, relative: str) -> Path:
         return self.root / relative

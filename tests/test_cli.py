@@ -170,7 +170,10 @@ def test_version_not_in_the_index(tmp_path: Path) -> None:
         in done.stderr
     )
     assert "livekit-agents-patch verify" in done.stderr
-    assert json_of(cli("status", "--json", root=root))["state"] == "unsupported"
+    assert "--allow-unlisted" in done.stderr
+    status = json_of(cli("status", "--json", root=root))
+    assert status["state"] == "pristine" and status["listed"] is False
+    assert "apply --allow-unlisted" in str(status["next"])
     assert snapshot(root) == before
 
 

@@ -69,3 +69,19 @@ def snapshot(root: Path) -> dict[str, object]:
             else:
                 out[key] = ("file", path.stat().st_mode, path.read_bytes())
     return out
+
+
+def from_wheel(dest: Path, wheel_path: Path) -> Path:
+    """A fake install of any wheel (a patched one): its dist-info's METADATA and RECORD, and the
+    package files, as ``make`` takes them from upstream's wheel; return ``dest``."""
+    with zipfile.ZipFile(wheel_path) as archive:
+        names = [
+            name
+            for name in archive.namelist()
+            if name in PACKAGE_FILES or re.search(r"\.dist-info/(METADATA|RECORD)$", name)
+        ]
+        for name in names:
+            path = dest / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(archive.read(name))
+    return dest

@@ -14,6 +14,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +58,40 @@ def relabelled(dest: Path, python: Path, version: str, edit: Edit | None = None)
     rows.append(f"{dist_info.name}/RECORD,,")
     (dist_info / "RECORD").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return dest
+
+
+def relabelled_wheel(upstream: Path, dest: Path, version: str, edit: Edit | None = None) -> Path:
+    """Upstream's wheel of a release, claiming ``version`` (dist-info, METADATA, version.py),
+    with an optional edit and a true ``RECORD``: a release the index does not list."""
+    with zipfile.ZipFile(upstream) as archive:
+        old_info = next(n.split("/")[0] for n in archive.namelist() if n.endswith("/RECORD"))
+        old_version = old_info[len("livekit_agents-") : -len(".dist-info")]
+        new_info = f"livekit_agents-{version}.dist-info"
+        files: dict[str, bytes] = {}
+        for name in archive.namelist():
+            data = archive.read(name)
+            if name == "livekit/agents/version.py":
+                data = re.sub(
+                    rb'__version__ = "[^"]*"', f'__version__ = "{version}"'.encode(), data
+                )
+            if name == f"{old_info}/METADATA":
+                data = data.replace(
+                    f"Version: {old_version}\n".encode(), f"Version: {version}\n".encode()
+                )
+            if edit is not None:
+                data = edit(name, data)
+            files[new_info + name[len(old_info) :] if name.startswith(old_info) else name] = data
+    rows = [
+        f"{name},{_record_hash(data)},{len(data)}" if not name.endswith("/RECORD") else f"{name},,"
+        for name, data in files.items()
+    ]
+    files[f"{new_info}/RECORD"] = ("\n".join(rows) + "\n").encode()
+    path = dest / f"livekit_agents-{version}-py3-none-any.whl"
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as out:
+        for name, data in files.items():
+            out.writestr(name, data)
+    return path
 
 
 def replacing(relative: str, old: bytes, new: bytes) -> Edit:

@@ -1,0 +1,147 @@
+"""What ``status`` reports about one install: each file's state, the verdict and the next step.
+
+Returns data only; the CLI prints it as text or JSON. The verdict's exit code is one of
+``Exit``: patched 0 (also when installed from a patched wheel, see ``wheel``), pristine 6,
+unsupported 4, foreign edit or missing 5, interrupted 8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import patching, unlisted, writer
+from .index import TARGETS, load
+from .patching import FileReport, State
+from .target import Exit, PatchingError, Target
+
+
+@dataclass
+class Status:
+    code: Exit
+    state: str
+    """patched, pristine, unsupported, interrupted, foreign edit or missing."""
+    summary: str
+    next_step: str
+    data: dict[str, Any]
+    """Everything above and each file, as the JSON output shows it."""
+    reports: list[FileReport] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    """Per-file lines and notes, in the order a reader wants them."""
+
+
+def status(target: Target, command: Callable[[str], str]) -> Status:
+    """Judge ``target``. ``command(name)`` spells how to run another command on the same target."""
+    index = load()
+    contents = patching.read(target)
+    release = index.releases.get(target.version)
+    listed = release is not None
+    unlisted_reason = None
+    if release is None:  # judged against the newest patch, as `apply --allow-unlisted` would
+        try:
+            release = unlisted.release(target, contents, index)
+        except PatchingError as e:
+            unlisted_reason = str(e).split(" Next: ")[0]
+    supported = release is not None and release.patch is not None
+    judged = release if supported else None
+    reports = patching.judge(target, judged, contents)
+    kinds = {r.state for r in reports}
+    from_wheel = patching.from_patched_wheel(target, contents)
+    files = []
+    for r in reports:
+        entry: dict[str, Any] = {
+            "file": r.relative,
+            "path": str(r.path),
+            "state": r.state.value,
+            "sha256": r.sha256,
+            "note": r.note,
+        }
+        if judged is not None:
+            entry["expected"] = {
+                "pristine": judged.pristine[r.relative],
+                "patched": judged.patched[r.relative],
+            }
+        real = r.path.resolve()
+        if not real.is_relative_to(target.package_dir.resolve()):
+            entry["note"] = f"a link to {real}, outside the package: apply refuses to write it"
+        files.append(entry)
+    reason = None
+    if not supported:
+        code, state = Exit.UNSUPPORTED, "unsupported"
+        reason = release.unsupported if release else unlisted_reason
+        summary = (
+            f"unsupported: livekit-agents {target.version}: {reason}"
+            if listed
+            else f"unsupported: {reason}"
+        )
+        next_step = (
+            f"upgrade livekit-agents to {load().supported()[0]} or later"
+            if release
+            else f"run `{command('verify')}` to see whether this release needs the fix"
+        )
+    elif writer.interrupted(target):
+        code, state = Exit.INTERRUPTED, "interrupted"
+        summary = (
+            "interrupted: a run was killed between its two file writes (journal "
+            f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
+        )
+        next_step = f"`{command('apply')}` (or revert): it rolls the files back first"
+    elif kinds == {State.PATCHED}:
+        code, state = Exit.OK, "patched"
+        summary = "patched: the fix for livekit/agents#5359 is in place"
+        if from_wheel:
+            summary = (
+                f"patched (installed from a patched wheel, {target.wheel_version}): the fix for "
+                "livekit/agents#5359 is in place"
+            )
+        if not listed:
+            summary += f" (release {target.version} is not in the patch index)"
+        next_step = f"`{command('verify')}` to check it"
+    elif kinds == {State.PRISTINE}:
+        code, state = Exit.PRISTINE, "pristine"
+        summary = "pristine: the fix for livekit/agents#5359 is NOT applied"
+        next_step = f"`{command('apply')}`"
+        if not listed:
+            summary += (
+                f" (release {target.version} is not in the patch index; the patch applies "
+                "exactly to it)"
+            )
+            next_step = f"`{command('apply ' + unlisted.FLAG)}` (checks the contract first)"
+    else:
+        code = Exit.FOREIGN_EDIT
+        state = "missing" if State.MISSING in kinds else "foreign edit"
+        summary = f"{state}: expected both files pristine or both patched"
+        next_step = f"put back the wheel's files: {target.reinstall}"
+    notes = list(target.notes) + [
+        f"{tmp} ({tmp.stat().st_size} bytes) was left by a killed run; the next apply or revert "
+        "removes it"
+        for tmp in writer.leftovers(target)
+    ]
+    data = {
+        "state": state,
+        "version": target.version,
+        "wheel_version": target.wheel_version,
+        "from_patched_wheel": from_wheel,
+        "root": str(target.root),
+        "dist_root": str(target.dist_root) if target.dist_root else None,
+        "files_version": target.files_version,
+        "python": target.python,
+        "supported": supported,
+        "listed": listed,
+        "unsupported_reason": reason,
+        "patch": release.patch if release else None,
+        "files": files,
+        "notes": notes,
+        "summary": summary,
+        "next": next_step,
+    }
+    lines = [f"note: {note}" for note in notes]
+    if target.files_version and target.files_version != target.version:
+        lines.append(f"note: livekit/agents/version.py says {target.files_version}")
+    for r, entry in zip(reports, files, strict=True):
+        line = patching.describe(r, judged, short=True)
+        if entry["note"] and entry["note"] != r.note:
+            line += f" ({entry['note']})"
+        lines.append(line)
+    return Status(code, state, summary, next_step, data, reports, lines)
