@@ -82,7 +82,10 @@ def scan(paths: list[str]) -> ScanResult:
             f"no such file or directory: {', '.join(missing)}. Next: pass the directory of your "
             "agent's code (or its .py files)"
         )
-    files = list(dict.fromkeys(f for p in paths for f in iter_files(p)))
+    real: dict[str, str] = {}  # one file reached twice (``a/x.py``, ``./a/x.py``, a link) once
+    for path in (f for p in paths for f in iter_files(p)):
+        real.setdefault(os.path.realpath(path), path)
+    files = list(real.values())
     workers = min(os.cpu_count() or 1, len(files) // _PER_WORKER)
     if workers > 1:
         chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]

@@ -883,3 +883,13 @@ def test_a_handler_that_falls_through_names_where_the_tool_goes_on(tmp_path: Pat
     assert f"(line {line - 1}: `pass`), then the tool goes on at line {line} (`ctx.session" in (
         found[0].message
     )
+
+
+def test_a_file_reached_twice_is_scanned_once(tmp_path: Path) -> None:
+    path, source = write(tmp_path, SAFE, name="app/a.py")
+    os.symlink(path, tmp_path / "app" / "b_link.py")
+    result = scan([str(tmp_path), str(path), f"{tmp_path}/./app/a.py"])
+    assert (result.files, [(f.path, f.line) for f in result.findings]) == (
+        1,
+        [(str(path), at(source, WAIT, "")[0])],
+    )
