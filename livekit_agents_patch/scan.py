@@ -26,6 +26,7 @@ import sys
 import tokenize
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -86,15 +87,25 @@ def scan(paths: list[str]) -> ScanResult:
     for path in (f for p in paths for f in iter_files(p)):
         real.setdefault(os.path.realpath(path), path)
     files = list(real.values())
-    workers = min(os.cpu_count() or 1, len(files) // _PER_WORKER)
-    if workers > 1:
-        chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            findings = [f for part in pool.map(_scan_files, chunks) for f in part]
-    else:
+    findings = _in_workers(files) if len(files) >= 2 * _PER_WORKER else None
+    if findings is None:
         findings = _scan_files(files)
     findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
     return ScanResult(files=len(files), findings=findings)
+
+
+def _in_workers(files: list[str]) -> list[Finding] | None:
+    """The findings from one worker process per core, or ``None`` where processes cannot be
+    started (one core, a sandbox without process semaphores): then the caller scans in-process."""
+    workers = min(os.cpu_count() or 1, len(files) // _PER_WORKER)
+    if workers < 2:
+        return None
+    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+    try:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return [f for part in pool.map(_scan_files, chunks) for f in part]
+    except (OSError, BrokenProcessPool):
+        return None
 
 
 def iter_files(path: str) -> Iterator[str]:

@@ -842,6 +842,12 @@ def test_many_files_in_worker_processes_give_the_same_findings(
     monkeypatch.setattr(scanning, "_CHUNK", 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert scan([str(tmp_path)]) == one_process
+
+    def no_processes(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied: /dev/shm")
+
+    monkeypatch.setattr(scanning, "ProcessPoolExecutor", no_processes)
+    assert scan([str(tmp_path)]) == one_process  # falls back to one process
     assert (one_process.files, len(one_process.findings)) == (13, 13)
 
 
