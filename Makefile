@@ -44,6 +44,7 @@ lint: $(VENVS)/dev/.ok
 	$(DEV) -m ruff format --check .
 	$(DEV) -m ruff check .
 	$(DEV) -m mypy livekit_agents_patch tests
+	$(DEV) tests/support/py39.py
 
 # the vendored reference, its negative controls, the patch files, the matrix and the CLI
 unit: $(VENVS)/dev/.ok

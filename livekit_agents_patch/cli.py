@@ -8,16 +8,12 @@ one JSON object on stdout, always with ``exit``, the process's exit code (see ``
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
-import subprocess
 import sys
-from importlib import import_module
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from . import __version__, environment, patching, status, unlisted, wheel
+from . import __version__, environment, harness, patching, status, unlisted, usage, wheel
 from . import scan as scanning
 from .index import TARGETS, load
 from .target import Exit, PatchingError, Target
@@ -37,21 +33,22 @@ EXIT_HELP = """exit codes:
   6  status: pristine, the fix is not applied
   7  cannot write (read-only, another owner, symlink out of the package); nothing changed
   8  status: a run was interrupted mid-write; the next apply or revert rolls it back
-  9  the contract's checks could not run on this target (not a property failure)"""
+  9  the checks could not run on this target (harness error, hypothesis or looptime
+     missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
+     verdict on the fix"""
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments exit 2 with one line, as JSON when ``--json`` was asked for."""
+_Parser = usage.Parser
 
-    json_wanted = False
 
-    def error(self, message: str) -> NoReturn:
-        if _Parser.json_wanted:
-            print(json.dumps({"exit": int(Exit.USAGE), "error": message}))
-        else:
-            self.print_usage(sys.stderr)
-            print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(int(Exit.USAGE))
+def _examples(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of scenarios >= 1, found {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--version", action=usage.Version, version=f"{PROG} {__version__}", help="print the version"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser(
         "status",
@@ -95,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
     )
-    verify.add_argument("--examples", type=int, default=500, help="scenarios to explore")
+    verify.add_argument("--examples", type=_examples, default=500, help="scenarios to explore")
     show = commands.add_parser(
         "show", help="print the patch for the installed version (for git apply)", parents=[common]
     )
@@ -160,39 +159,25 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
 
 # --- verify ----------------------------------------------------------------------------------
 
-_VERIFY_MAIN = (
-    "import os, sys\n"
-    "if sys.path and sys.path[0] == '':\n"  # -c puts the working directory first
-    "    del sys.path[0]\n"
-    "sys.path.extend(sys.argv[1].split(os.pathsep))\n"
-    "try:\n"
-    "    from livekit_agents_patch.verify import main\n"
-    "except Exception as e:\n"
-    "    print('error: cannot load the property checks in ' + sys.executable + ': ' + repr(e)"
-    ", file=sys.stderr)\n"
-    "    raise SystemExit(2)\n"
-    "raise SystemExit(main(sys.argv[2:]))\n"
-)
-
 
 def _verify(args: argparse.Namespace, as_json: bool) -> int:
-    """Run the property checks inside the target interpreter, lending it our own modules."""
-    paths: list[str] = []
-    for name in ("livekit_agents_patch", "hypothesis", "looptime", "sortedcontainers", "attr"):
-        try:
-            module = import_module(name)
-        except ImportError:  # not every hypothesis release needs every one of these
-            continue
-        parent = str(Path(module.__file__ or "").resolve().parent.parent)
-        if parent not in paths:
-            paths.append(parent)
-    python = getattr(args, "python", None) or sys.executable
-    argv = [python, "-c", _VERIFY_MAIN, os.pathsep.join(paths), "--examples", str(args.examples)]
+    """Run the property checks inside the target interpreter (``harness``) and report them."""
     try:
-        return subprocess.run(argv + (["--json"] if as_json else [])).returncode
-    except OSError as e:
-        message = f"expected a Python interpreter at {python}, found: {e}"
-        return _emit(as_json, Exit.USAGE, {"error": message}, f"error: {message}")
+        code, data = harness.run(getattr(args, "python", None), args.examples)
+    except PatchingError as e:
+        return _emit(as_json, e.code, {"command": "verify", "error": str(e)}, f"error: {e}", True)
+    except Exception as e:  # a crash here is no verdict: never exit 1, which means one
+        message = f"verify failed before a verdict: {type(e).__name__}: {e}. Next: report this."
+        data = {"command": "verify", "ok": False, "error": message}
+        return _emit(as_json, Exit.CANNOT_VERIFY, data, f"error: {message}", True)
+    data = {"command": "verify", **data}
+    if code is Exit.OK:
+        text = f"ok: every property holds in {data['scenarios']} scenarios on {data['subject']}"
+    elif code is Exit.VIOLATION:
+        text = f"FAIL: {data['subject']}\n{data['report']}\n{data['next']}"
+    else:
+        return _emit(as_json, code, data, f"error: {data['error']}", error=True)
+    return _emit(as_json, code, data, text)
 
 
 # --- wheel -----------------------------------------------------------------------------------
@@ -303,16 +288,12 @@ def _gh(text: str, property_: bool) -> str:
 
 
 def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: bool = False) -> int:
-    if as_json:
-        print(json.dumps({"exit": int(code), **data}))
-    else:
-        print(text, file=sys.stderr if error else sys.stdout)
-    return int(code)
+    return usage.finish(as_json, int(code), data, text, error)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _Parser.json_wanted = "--json" in argv
+    _Parser.json_wanted = usage.wants_json(argv)
     args = build_parser().parse_args(argv)
     as_json: bool = getattr(args, "json", False)
     if args.command == "verify":

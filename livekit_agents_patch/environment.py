@@ -9,31 +9,36 @@ an editable checkout), the files that would be imported are the target.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .index import TARGETS, split_local
 from .target import Exit, PatchingError, Target
 
-# runs in the target interpreter: keep it to the standard library of any Python 3
+# runs in the target interpreter: keep it to the standard library of any Python 3. argv[1] is a
+# nonce the answer must echo, so that a program which is not Python (/bin/true, /usr/bin/env, a
+# shell script printing "{}") cannot pass for one
 _PROBE = r"""
 import sys
 if sys.path and sys.path[0] == "":  # -c puts the working directory first: not the environment
     del sys.path[0]
 import base64, importlib.util, json, os, re
-from importlib import metadata
-out = {"python": sys.executable, "version": None, "dist_root": None, "record": {},
+out = {"nonce": sys.argv[1], "python_version": list(sys.version_info[:3]),
+       "python": sys.executable, "version": None, "dist_root": None, "record": {},
        "package_dir": None, "files_version": None}
 try:
+    from importlib import metadata
     dist = metadata.distribution("livekit-agents")
-except metadata.PackageNotFoundError:
+except Exception:  # no such distribution, or a Python without importlib.metadata (< 3.8)
     dist = None
 if dist is not None:
     out["version"] = dist.version
     out["dist_root"] = str(dist.locate_file(""))
     for f in dist.files or []:
-        if f.hash is not None and f.hash.mode == "sha256" and str(f) in sys.argv[1:]:
+        if f.hash is not None and f.hash.mode == "sha256" and str(f) in sys.argv[2:]:
             out["record"][str(f)] = base64.urlsafe_b64decode(f.hash.value + "==").hex()
 try:
     spec = importlib.util.find_spec("livekit.agents")
@@ -53,32 +58,80 @@ if out["package_dir"]:
 print(json.dumps(out))
 """
 
+_KEYS: dict[str, type | tuple[type, ...]] = {
+    "nonce": str,
+    "python_version": list,
+    "python": str,
+    "version": (str, type(None)),
+    "dist_root": (str, type(None)),
+    "record": dict,
+    "package_dir": (str, type(None)),
+    "files_version": (str, type(None)),
+}
+
+_NEXT = "Next: point --python at the environment's interpreter, e.g. /app/.venv/bin/python."
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= 120 else text[:117] + "...")
+
+
+def _found(done: subprocess.CompletedProcess[str]) -> str:
+    """What a run of the probe showed, in a few words, for the error message."""
+    parts = [f"exit {done.returncode}"]
+    out, err = done.stdout.strip(), done.stderr.strip()
+    parts.append(f"stdout {_clip(out.splitlines()[-1])}" if out else "no output")
+    if err:
+        parts.append(f"stderr {_clip(err.splitlines()[-1])}")
+    return ", ".join(parts)
+
+
+def probe(python: str | None = None) -> dict[str, Any]:
+    """Run the probe in ``python`` (default: this interpreter) and return its answer.
+
+    Raises ``PatchingError(Exit.USAGE)`` unless ``python`` is a working Python interpreter: it
+    must run the probe, exit 0 and print the probe's answer with the nonce it was given.
+    """
+    interpreter = python or sys.executable
+    nonce = secrets.token_hex(8)
+    expected = (
+        f"expected {interpreter} to be a Python 3 interpreter that runs `-c CODE` and prints the "
+        "probe's answer"
+    )
+    try:
+        done = subprocess.run(
+            [interpreter, "-c", _PROBE, nonce, *TARGETS],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PatchingError(
+            Exit.USAGE, f"expected a Python interpreter at {interpreter}, found: {e}. {_NEXT}"
+        ) from e
+    lines = done.stdout.strip().splitlines()
+    try:
+        found = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        found = None
+    valid = (
+        done.returncode == 0
+        and isinstance(found, dict)
+        and found.get("nonce") == nonce
+        and all(isinstance(found.get(k), t) for k, t in _KEYS.items())
+    )
+    if not valid:
+        raise PatchingError(Exit.USAGE, f"{expected}, found: {_found(done)}. {_NEXT}")
+    assert isinstance(found, dict)
+    return found
+
 
 def find(python: str | None = None) -> Target:
     """The livekit-agents of ``python`` (default: this interpreter)."""
     interpreter = python or sys.executable
-    try:
-        done = subprocess.run(
-            [interpreter, "-c", _PROBE, *TARGETS], capture_output=True, text=True, timeout=120
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PatchingError(
-            Exit.USAGE,
-            f"expected a Python interpreter at {interpreter}, found: {e}. Next: point --python at "
-            "the environment's interpreter, e.g. /app/.venv/bin/python.",
-        ) from e
-    try:
-        found = json.loads(done.stdout)
-    except ValueError:
-        found = None
-    if done.returncode != 0 or not isinstance(found, dict):
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PatchingError(
-            Exit.USAGE,
-            f"expected {interpreter} to be a Python 3.8+ interpreter, but the probe failed "
-            f"(exit {done.returncode}: {tail}). Next: point --python at the environment's "
-            "interpreter.",
-        )
+    found = probe(python)
     dist_root = Path(found["dist_root"]) if found["dist_root"] else None
     package_dir = Path(found["package_dir"]) if found["package_dir"] else None
     version: str | None = found["version"]

@@ -17,7 +17,7 @@ import enum
 import inspect
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 import looptime
 
@@ -108,7 +108,8 @@ class Cancel:
     """Index among the waiters started so far, modulo their number."""
 
 
-Event = StartWaiter | Interrupt | Authorize | MarkGenerationDone | MarkDone | Advance | Cancel
+# Union, not `|`: this module runs in the target, which may be Python 3.9
+Event = Union[StartWaiter, Interrupt, Authorize, MarkGenerationDone, MarkDone, Advance, Cancel]
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,36 @@ class NeverRaised(Exception):
     """Stands for ``SpeechInterruptedError`` on a stock install, which has none."""
 
 
+_DRIVEN = {
+    "speech_handle": (
+        "create",
+        "interrupt",
+        "done",
+        "interrupted",
+        "wait_for_playout",
+        "_authorize_generation",
+        "_mark_generation_done",
+        "_mark_done",
+        "_wait_for_generation",
+    ),
+    "run_context": ("wait_for_playout",),
+}
+"""What the scenarios call on an upstream subject's classes."""
+
+
+def lacking(subject: Classes) -> list[str]:
+    """The methods the scenarios drive that ``subject`` does not have (an older release)."""
+    if not subject.upstream:
+        return []
+    classes = {"speech_handle": subject.speech_handle, "run_context": subject.run_context}
+    return [
+        f"{classes[role].__name__}.{name}"
+        for role, names in _DRIVEN.items()
+        for name in names
+        if not hasattr(classes[role], name)
+    ]
+
+
 def installed() -> Classes:
     """The livekit-agents importable here, patched or not."""
     from importlib.metadata import version

@@ -27,7 +27,9 @@ class Exit(enum.IntEnum):
     INTERRUPTED = 8
     """``status``: a run was killed mid-write; the next apply or revert rolls it back."""
     CANNOT_VERIFY = 9
-    """The contract's checks could not run on this target (not "a property does not hold")."""
+    """The contract's checks could not run on this target (harness error, missing verify
+    dependencies, unsupported Python, or, for ``--allow-unlisted``, the patched copy): never 0,
+    never 1."""
 
 
 class PatchingError(Exception):

@@ -1,25 +1,46 @@
-"""The regression gate: the contract's properties against the livekit-agents importable here.
+"""The regression gate's checks, run inside the target interpreter.
 
-Runs in the target environment (``livekit-agents-patch verify`` starts it there); exit 0 only if
-every property holds in every explored scenario, else 1 with the shrunk counterexample.
+``livekit-agents-patch verify`` (``harness.py``) starts this module in the interpreter ``--python``
+names, with nothing of the tool's environment on the path but this package. ``main`` prints
+exactly one JSON object on its last line (echoing ``--nonce``, and naming this file as
+``harness``) whose ``exit`` is its exit code:
+
+- 0: every property holds in every explored scenario;
+- 1: a property does not hold (``property``, ``detail``, ``trace``: the shrunk counterexample);
+- 2: bad arguments;
+- 3: livekit-agents cannot be imported here;
+- 9: the checks cannot run here: ``hypothesis``/``looptime`` missing (``REQUIREMENTS``), a
+  release without the API they drive, or the harness itself failed.
+
+Runs on Python 3.9+ (``make lint`` checks it): the third-party imports happen in ``run`` only
+after they were found, so that their absence is reported, not raised.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 import traceback
+from typing import TYPE_CHECKING, Any
 
-from hypothesis import HealthCheck, Verbosity, given, settings
+if TYPE_CHECKING:
+    from .subjects import Classes
 
-from . import strategies, subjects
-from .scenarios import ISSUE_5359, PropertyViolation, run_scenario
+REQUIREMENTS = ("hypothesis>=6.100", "looptime>=0.3,<=0.9")
+"""What the checks need in the target; pyproject.toml's ``[verify]`` extra says the same."""
+
+CANNOT_VERIFY = 9
 
 
-def explore(subject: subjects.Classes, examples: int, derandomize: bool = True) -> None:
+def explore(subject: Classes, examples: int, derandomize: bool = True) -> None:
     """Raise the shrunk ``PropertyViolation`` if any explored scenario breaks the contract."""
+    from hypothesis import HealthCheck, Verbosity, given, settings
+
+    from . import strategies
+    from .scenarios import run_scenario
 
     @settings(
         max_examples=examples,
@@ -37,61 +58,112 @@ def explore(subject: subjects.Classes, examples: int, derandomize: bool = True) 
     contract_holds()
 
 
-def _print(as_json: bool, data: dict[str, object], text: str) -> None:
-    print(json.dumps(data) if as_json else text)
+def _summary(e: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.verify")
-    parser.add_argument("--examples", type=int, default=500)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+def _cannot(message: str, **extra: Any) -> dict[str, Any]:
+    return {"exit": CANNOT_VERIFY, "ok": False, "error": message, **extra}
+
+
+def _missing_requirements() -> dict[str, Any] | None:
+    """Exit 9 with the command that installs the checks' dependencies, if any is unusable."""
+    broken = []
+    for name in ("hypothesis", "looptime"):
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # missing, or a release that does not run on this Python
+            broken.append(f"{name} ({_summary(e)})")
+    if not broken:
+        return None
+    install = f"{sys.executable} -m pip install " + " ".join(f"'{r}'" for r in REQUIREMENTS)
+    return _cannot(
+        f"expected {' and '.join(REQUIREMENTS)} importable in {sys.executable} (the property "
+        f"checks run there), found: {'; '.join(broken)}. Next: {install} (or "
+        "`pip install 'livekit-agents-patch[verify]'` there), then verify again.",
+        missing=[b.split(" ")[0] for b in broken],
+        next=install,
+    )
+
+
+def run(examples: int) -> dict[str, Any]:
+    """The verdict on the livekit-agents importable here, as data with ``exit``."""
+    if examples < 1:
+        return {"exit": 2, "ok": False, "error": f"expected --examples >= 1, found {examples}"}
     logging.disable(logging.CRITICAL)  # the interruption timeout's ERROR log is expected here
     try:
-        subject = subjects.installed()
+        importlib.import_module("livekit.agents.voice.speech_handle")
+        importlib.import_module("livekit.agents.voice.events")
     except Exception as e:  # not installed, or installed without its dependencies
-        message = (
-            f"expected an importable livekit-agents in {sys.executable}, found: "
-            f"{type(e).__name__}: {e}. Next: install livekit-agents there, or point --python "
-            "at the environment that has it."
+        return {
+            "exit": 3,
+            "ok": False,
+            "error": f"expected an importable livekit-agents in {sys.executable}, found: "
+            f"{_summary(e)}. Next: install livekit-agents there, or point --python at the "
+            "environment that has it.",
+        }
+    missing = _missing_requirements()
+    if missing is not None:
+        return missing
+    try:
+        from . import subjects
+        from .scenarios import ISSUE_5359, PropertyViolation, run_scenario
+
+        subject = subjects.installed()
+    except Exception as e:
+        return _cannot(
+            f"the property checks cannot be loaded in {sys.executable}: {_summary(e)}. Next: "
+            "report this with the output of `pip list` in that environment."
         )
-        _print(args.json, {"exit": 3, "ok": False, "error": message}, f"error: {message}")
-        return 3
+    lacking = subjects.lacking(subject)
+    if lacking:
+        return _cannot(
+            f"the property checks cannot run on {subject.name}: it has no "
+            f"{', '.join(lacking)}, which the checks drive; nothing was checked.",
+            subject=subject.name,
+            lacking=lacking,
+        )
     try:
         # the user's own story first, so an unpatched install is reported in its words
         run_scenario(subject, ISSUE_5359)
-        explore(subject, args.examples)
+        explore(subject, examples)
     except PropertyViolation as e:
         fix = (
             "Next: livekit-agents-patch apply, then verify again."
             if subject.interrupted_error is subjects.NeverRaised
             else "The fix is present but does not hold: report this trace."
         )
-        data = {
+        return {
             "exit": 1,
             "ok": False,
             "subject": subject.name,
             "property": e.prop,
             "detail": e.detail,
             "trace": e.trace,
+            "report": str(e),
             "next": fix,
         }
-        _print(args.json, data, f"FAIL: {subject.name}\n{e}\n{fix}")
-        return 1
-    except Exception as e:  # the checks could not even run: the gate fails too
-        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
-        message = f"the property checks raised {detail} on {subject.name}"
-        _print(
-            args.json,
-            {"exit": 1, "ok": False, "subject": subject.name, "error": message},
-            f"FAIL: {message}",
+    except Exception as e:  # the harness failed: no verdict on the fix either way
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return _cannot(
+            f"the property checks failed on {subject.name} with {_summary(e)} (at "
+            f"{where.filename}:{where.lineno}), so nothing was decided about the fix. Next: "
+            "report this.",
+            subject=subject.name,
         )
-        return 1
-    data = {"exit": 0, "ok": True, "subject": subject.name, "scenarios": args.examples}
-    _print(
-        args.json, data, f"ok: every property holds in {args.examples} scenarios on {subject.name}"
-    )
-    return 0
+    return {"exit": 0, "ok": True, "subject": subject.name, "scenarios": examples}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.verify")
+    parser.add_argument("--examples", type=int, default=500)
+    parser.add_argument("--nonce", default="")
+    args = parser.parse_args(argv)
+    result = run(args.examples)
+    sys.stdout.flush()
+    print(json.dumps({**result, "nonce": args.nonce, "harness": __file__}))
+    code: int = result["exit"]
+    return code
 
 
 if __name__ == "__main__":

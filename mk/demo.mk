@@ -16,7 +16,7 @@ DEMO_CWD := /tmp
 $(DEMO)/.ok: pyproject.toml
 	rm -rf $(DEMO)
 	$(PYTHON) -m venv $(DEMO)
-	$(DEMO_PY) -m pip install $(PIP_QUIET) 'livekit-agents==$(NEWEST)' httpx .
+	$(DEMO_PY) -m pip install $(PIP_QUIET) 'livekit-agents==$(NEWEST)' httpx '.[verify]'
 	touch $@
 
 demo: $(DEMO)/.ok

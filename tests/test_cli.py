@@ -125,7 +125,7 @@ def test_not_installed_and_bad_interpreter(tmp_path: Path) -> None:
     assert f"expected a Python interpreter at {tmp_path / 'nope'}" in done.stderr
     done = cli("verify")
     assert done.returncode == Exit.NOT_INSTALLED
-    assert "expected an importable livekit-agents" in done.stdout
+    assert "expected an importable livekit-agents" in done.stderr
 
 
 def test_show_prints_the_patch_with_its_header(install: Install) -> None:

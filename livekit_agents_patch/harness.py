@@ -1,0 +1,115 @@
+"""``verify`` from the tool's side: run the checks in the target interpreter, lending it only this
+package, and turn what comes back into an exit and data.
+
+The target imports its own livekit-agents, hypothesis and looptime: a temporary directory holding
+a copy of ``livekit_agents_patch`` (and nothing else) goes first on its ``sys.path``, and none of
+the tool's site-packages is added, so a target without livekit-agents cannot check the tool's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import environment
+from .index import load
+from .target import Exit
+
+OLDEST_PYTHON = (3, 9)
+"""The oldest Python the checks run on (livekit-agents 1.2.18 to 1.3.12 support 3.9)."""
+
+_OUTCOMES = {Exit.OK, Exit.VIOLATION, Exit.USAGE, Exit.NOT_INSTALLED, Exit.CANNOT_VERIFY}
+
+# runs in the target: argv[1] is the directory holding the copy of this package
+_RUNNER = (
+    "import sys\n"
+    "if sys.path and sys.path[0] == '':\n"  # -c puts the working directory first
+    "    del sys.path[0]\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "sys.dont_write_bytecode = True\n"
+    "from livekit_agents_patch.verify import main\n"
+    "raise SystemExit(main(sys.argv[2:]))\n"
+)
+
+
+def _tail(text: str) -> str:
+    lines = text.strip().splitlines()
+    return " | ".join(lines[-3:]) if lines else "nothing"
+
+
+def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
+    """The verdict of the checks on the livekit-agents ``python`` imports.
+
+    Raises ``PatchingError(Exit.USAGE)`` if ``python`` is not a working Python interpreter.
+    """
+    found = environment.probe(python)
+    interpreter: str = found["python"]  # its sys.executable, for messages
+    version = tuple(found["python_version"])
+    if version < OLDEST_PYTHON:
+        shown = ".".join(map(str, version))
+        return Exit.CANNOT_VERIFY, {
+            "ok": False,
+            "python": interpreter,
+            "error": f"expected Python {'.'.join(map(str, OLDEST_PYTHON))} or newer for the "
+            f"property checks, found Python {shown} at {interpreter}; no supported "
+            "livekit-agents release runs there either. Next: point --python at the "
+            "environment that runs livekit-agents.",
+        }
+    nonce = secrets.token_hex(8)
+    with tempfile.TemporaryDirectory(prefix="livekit-agents-patch-") as lent:
+        package = Path(__file__).resolve().parent
+        shutil.copytree(
+            package,
+            Path(lent) / package.name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+        command = python or interpreter  # as given: a wrapper script may set the environment
+        argv = [command, "-c", _RUNNER, lent, "--examples", str(examples), "--nonce", nonce]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        except OSError as e:  # it ran the probe a moment ago
+            return Exit.CANNOT_VERIFY, {"ok": False, "python": interpreter, "error": str(e)}
+    lines = done.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        result = None
+    if (
+        not isinstance(result, dict)
+        or result.pop("nonce", None) != nonce
+        or result.get("exit") != done.returncode
+        or done.returncode not in {int(e) for e in _OUTCOMES}
+    ):
+        return Exit.CANNOT_VERIFY, {
+            "ok": False,
+            "python": interpreter,
+            "error": f"the property checks did not finish in {interpreter}: exit "
+            f"{done.returncode}, stderr: {_tail(done.stderr)}; nothing was decided about the "
+            "fix. Next: report this with that output.",
+        }
+    harness = str(result.pop("harness", ""))
+    if not harness.startswith(lent + os.sep):  # an import hook there preferred another copy
+        return Exit.CANNOT_VERIFY, {
+            "ok": False,
+            "python": interpreter,
+            "error": f"expected {interpreter} to run the checks lent to it, found it ran "
+            f"{harness or 'unknown code'} (another livekit_agents_patch took precedence); "
+            "nothing was decided about the fix. Next: uninstall livekit-agents-patch from that "
+            "environment, or check its import hooks.",
+        }
+    code = Exit(result.pop("exit"))
+    if result.get(
+        "lacking"
+    ):  # an older release: only the target knows, only the tool has the index
+        supported = load().supported()
+        result["next"] = f"upgrade livekit-agents to {supported[0]} or later"
+        result["error"] += f" Next: {result['next']} (the fix supports {supported[0]} to " + (
+            f"{supported[-1]})."
+        )
+    return code, {"python": interpreter, **result}

@@ -1,0 +1,83 @@
+"""The command line's parser: under ``--json`` even help, the version and usage errors are one
+JSON object on stdout whose ``exit`` is the process's exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+USAGE_EXIT = 2
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` was asked for, also when the rest of ``argv`` cannot be parsed."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json" or arg.startswith("--json="):
+            return True
+    return False
+
+
+def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:
+    """Print one result: ``data`` as one JSON object with ``exit``, or ``text``."""
+    if as_json:
+        print(json.dumps({"exit": code, **data}))
+    elif text:
+        print(text, file=sys.stderr if error else sys.stdout)
+    return code
+
+
+class Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--js`` is not ``--json``); help, version and errors honour
+    ``--json``. Subparsers made with ``parser_class=Parser`` get the same."""
+
+    json_wanted = False
+    """Set from the whole command line before parsing (``wants_json``)."""
+
+    def __init__(self, *args: Any, add_help: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        if add_help:
+            self.add_argument("-h", "--help", action=_Help, help="show this help message and exit")
+
+    def error(self, message: str) -> NoReturn:
+        if not Parser.json_wanted:
+            self.print_usage(sys.stderr)
+        finish(
+            Parser.json_wanted,
+            USAGE_EXIT,
+            {"error": message},
+            f"{self.prog}: error: {message}",
+            error=True,
+        )
+        raise SystemExit(USAGE_EXIT)
+
+
+class _Help(argparse.Action):
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        text = parser.format_help()
+        finish(Parser.json_wanted, 0, {"help": text}, text.rstrip("\n"))
+        raise SystemExit(0)
+
+
+class Version(argparse.Action):
+    """``--version``: prints ``version=`` ("prog number"); under ``--json`` both, apart."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str, version: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.text = version
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        name, number = self.text.rsplit(" ", 1)
+        finish(Parser.json_wanted, 0, {"prog": name, "version": number}, self.text)
+        raise SystemExit(0)
