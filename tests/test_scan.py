@@ -795,6 +795,9 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "not allowed with argument" in json.loads(done.stdout)["error"]
     assert cli("scan").returncode == 2
+    assert json_of(cli("scan", "--json"))["exit"] == 2
+    helped = json_of(cli("scan", "--json", "--help"))
+    assert helped["exit"] == 0 and "--format {text,github}" in str(helped["help"])
 
 
 def test_the_scan_never_imports_or_runs_the_code(tmp_path: Path) -> None:
