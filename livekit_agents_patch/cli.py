@@ -8,12 +8,15 @@ one JSON object on stdout, always with ``exit``, the process's exit code (see ``
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 from . import __version__, environment, harness, patching, status, unlisted, usage, wheel
+from . import scan as scanning
 from .index import TARGETS, load
 from .target import Exit, PatchingError, Target
 
@@ -21,7 +24,8 @@ PROG = "livekit-agents-patch"
 
 EXIT_HELP = """exit codes:
   0  ok: done, already done, or (status) patched; (verify) every property holds
-  1  verify: a property does not hold (the counterexample is printed)
+  1  verify: a property does not hold (the counterexample is printed);
+     scan: a warning (the fix swallowed) or an error (a file not read or parsed)
   2  usage: bad arguments, an interpreter that cannot be run; (wheel) upstream's wheel
      cannot be downloaded or is not the release asked for
   3  livekit-agents is not installed (or not importable, for verify)
@@ -33,7 +37,8 @@ EXIT_HELP = """exit codes:
   8  status: a run was interrupted mid-write; the next apply or revert rolls it back
   9  the checks could not run on this target (harness error, hypothesis or looptime
      missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
-     verdict on the fix"""
+     verdict on the fix
+ 10  internal error: a bug in this tool (the traceback is printed); report it"""
 
 
 _Parser = usage.Parser
@@ -134,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="with --allow-unlisted: the interpreter that checks the contract (default: this one)",
     )
+    _add_scan(commands)
     return parser
 
 
@@ -223,6 +229,64 @@ def _wheel(args: argparse.Namespace, as_json: bool) -> int:
     return _emit(as_json, Exit.OK, data, text)
 
 
+# --- scan ------------------------------------------------------------------------------------
+
+
+def _add_scan(commands: Any) -> None:
+    scan = commands.add_parser(
+        "scan",
+        help="static: which tools change behaviour with the fix, and where it is swallowed",
+        description="Find each `await ctx.wait_for_playout()` on a RunContext parameter: LKP001 "
+        "warning, the fix is swallowed (broad except, suppress); LKP002 info, behaviour change; "
+        "LKP003 info, a #5359 workaround now unnecessary; LKP900 error, a file that cannot be "
+        "read or parsed. Exit 0: no warning and no error; 1: either; 2: usage.",
+    )
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    output = scan.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+    )
+    output.add_argument(
+        "--format",
+        choices=("text", "github"),
+        default="text",
+        help="text: `path:line:col: CODE message` (default); github: Actions annotations",
+    )
+
+
+def _scan(args: argparse.Namespace, as_json: bool) -> int:
+    try:
+        result = scanning.scan(args.paths)
+    except scanning.ScanError as e:
+        return _emit(as_json, Exit.USAGE, {"error": str(e)}, f"error: {e}", error=True)
+    if as_json:
+        findings = [f.as_dict() for f in result.findings]
+        return _emit(True, result.exit, {"files": result.files, "findings": findings}, "")
+    counts = ", ".join(
+        f"{result.count(s)} {s}{'s' if result.count(s) != 1 and s != 'info' else ''}"
+        for s in ("warning", "info", "error")
+    )
+    lines = []
+    for f in result.findings:
+        if args.format == "github":
+            kind = {"info": "notice"}.get(f.severity, f.severity)
+            where = ",".join(
+                f"{k}={_gh(str(v), True)}"
+                for k, v in (("file", f.path), ("line", f.line), ("col", f.col), ("title", f.code))
+            )
+            lines.append(f"::{kind} {where}::{_gh(f'{f.code} {f.message}', False)}")
+        else:
+            lines.append(f"{f.path}:{f.line}:{f.col}: {f.code} {f.message}")
+    lines.append(f"scanned {result.files} file{'s' if result.files != 1 else ''}: {counts}")
+    return _emit(False, result.exit, {}, "\n".join(lines))
+
+
+def _gh(text: str, property_: bool) -> str:
+    """GitHub Actions workflow-command escaping (a property also escapes ``:`` and ``,``)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property_ else text
+
+
 # --- output ----------------------------------------------------------------------------------
 
 
@@ -233,12 +297,30 @@ def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: boo
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
+    try:
+        return _main(argv)
+    except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
+        trace = traceback.format_exc()
+        message = (
+            f"internal error: {type(e).__name__}: {e}. A failed write was rolled back before "
+            "this point. Next: report this with the traceback."
+        )
+        if _Parser.json_wanted:
+            print(json.dumps({"exit": int(Exit.INTERNAL), "error": message, "traceback": trace}))
+        else:
+            print(f"{trace}error: {message}", file=sys.stderr)
+        return int(Exit.INTERNAL)
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     as_json: bool = getattr(args, "json", False)
     if args.command == "verify":
         return _verify(args, as_json)
     if args.command == "wheel":
         return _wheel(args, as_json)
+    if args.command == "scan":
+        return _scan(args, as_json)
     target: Target | None = None
     try:
         if args.command == "show" and args.release:

@@ -100,6 +100,14 @@ class Index:
     def supported(self) -> list[str]:
         return [v for v, r in self.releases.items() if r.patch is not None]
 
+    def predates(self, version: str) -> bool:
+        """Whether ``version`` is older than every release the index lists (``1.1.7``); ``False``
+        for what cannot be compared that way (``1.9.0rc1``)."""
+        try:
+            return version_key(version) < min(map(version_key, self.releases))
+        except ValueError:
+            return False
+
     def patch_text(self, name: str) -> str:
         return (patches_dir() / name).read_text(encoding="utf-8")
 

@@ -154,6 +154,13 @@ def release_for(
     index does not list unless ``allow_unlisted`` (then the entry is made from ``contents``)."""
     index = index or load()
     release = index.releases.get(target.version)
+    if release is None and index.predates(target.version):
+        raise PatchingError(
+            Exit.UNSUPPORTED,
+            f"livekit-agents {target.version} is older than every release the patch index "
+            f"lists, and not supported. Next: upgrade livekit-agents to {index.supported()[0]} "
+            "or later.",
+        )
     if release is None:
         if not allow_unlisted or contents is None:
             raise unlisted.refusal(target, index)

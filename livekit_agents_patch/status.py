@@ -38,7 +38,8 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     release = index.releases.get(target.version)
     listed = release is not None
     unlisted_reason = None
-    if release is None:  # judged against the newest patch, as `apply --allow-unlisted` would
+    if release is None and not index.predates(target.version):
+        # judged against the newest patch, as `apply --allow-unlisted` would
         try:
             release = unlisted.release(target, contents, index)
         except PatchingError as e:
@@ -73,6 +74,8 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     if not supported:
         code, state = Exit.UNSUPPORTED, "unsupported"
         reason = release.unsupported if release else unlisted_reason
+        if release is None and index.predates(target.version):
+            reason = "older than every release the patch index lists"
         summary = (
             f"unsupported: livekit-agents {target.version}: {reason}"
             if listed
@@ -80,7 +83,7 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
         )
         next_step = (
             f"upgrade livekit-agents to {load().supported()[0]} or later"
-            if release
+            if release or load().predates(target.version)
             else f"run `{command('verify')}` to see whether this release needs the fix"
         )
     elif writer.interrupted(target):

@@ -30,6 +30,8 @@ class Exit(enum.IntEnum):
     """The contract's checks could not run on this target (harness error, missing verify
     dependencies, unsupported Python, or, for ``--allow-unlisted``, the patched copy): never 0,
     never 1."""
+    INTERNAL = 10
+    """A bug in this tool: the traceback is printed (in JSON too); a failed write is rolled back."""
 
 
 class PatchingError(Exception):

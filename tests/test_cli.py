@@ -177,6 +177,22 @@ def test_version_not_in_the_index(tmp_path: Path) -> None:
     assert snapshot(root) == before
 
 
+def test_a_version_older_than_the_index_is_unsupported_even_with_the_opt_in(
+    tmp_path: Path,
+) -> None:
+    """Before: status advised `verify` for 1.1.7; `--allow-unlisted` is for newer releases."""
+    root = make(tmp_path / "site", NEWEST, claim="1.1.7")
+    before = snapshot(root)
+    status = json_of(cli("status", "--json", root=root))
+    assert status["state"] == "unsupported" and status["exit"] == Exit.UNSUPPORTED
+    assert status["unsupported_reason"] == "older than every release the patch index lists"
+    assert status["next"] == f"upgrade livekit-agents to {FIRST} or later"
+    done = cli("apply", "--allow-unlisted", root=root)
+    assert done.returncode == Exit.UNSUPPORTED
+    assert f"Next: upgrade livekit-agents to {FIRST} or later" in done.stderr
+    assert snapshot(root) == before
+
+
 def test_wrong_version_files_of_another_release(tmp_path: Path) -> None:
     """The metadata says 1.8.9; the files are 1.8.8's (events.py differs, speech_handle not)."""
     root = make(tmp_path / "site", NEWEST, files_from="1.8.8")
@@ -530,3 +546,27 @@ def test_verify_fails_with_a_trace_on_stock_and_passes_on_patched() -> None:
     )
     status = run("status", env=overlay, python=str(python))
     assert status.returncode == 0 and "which shadows the installed distribution" in status.stdout
+
+
+_BROKEN = (
+    "import sys\n"
+    "from livekit_agents_patch import cli, patching\n"
+    "def broken(*args, **kwargs):\n"
+    "    raise KeyError('a bug')\n"
+    "patching.check = broken\n"
+    "raise SystemExit(cli.main(sys.argv[1:]))\n"
+)
+
+
+def test_a_bug_of_the_tool_is_one_json_object_with_a_documented_exit(install: Install) -> None:
+    """Before: a traceback and exit 1 (verify's "a property does not hold"), no JSON."""
+    env = cli_env(install.root)
+    argv = [PYTHON, "-c", _BROKEN, "check"]
+    done = subprocess.run(argv + ["--json"], env=env, capture_output=True, text=True, cwd="/")
+    data = json_of(done)
+    assert data["exit"] == Exit.INTERNAL
+    assert "internal error: KeyError: 'a bug'" in str(data["error"])
+    assert "Traceback" in str(data["traceback"])
+    text = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/")
+    assert text.returncode == Exit.INTERNAL and text.stdout == ""
+    assert "Traceback" in text.stderr and "Next: report this" in text.stderr
