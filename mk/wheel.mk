@@ -4,7 +4,8 @@
 # path source; then pip check, RECORD, status/apply/revert, verify and the real-package property
 # test on it. See tests/test_wheel_install.py.
 WHEEL_VENV := $(VENVS)/wheel-$(NEWEST)
-EXTRA_VENVS += $(WHEEL_VENV)/.ok
+POETRY_VENV := $(VENVS)/poetry
+EXTRA_VENVS += $(WHEEL_VENV)/.ok $(POETRY_VENV)/.ok
 
 .PHONY: wheel-check
 
@@ -16,8 +17,15 @@ $(WHEEL_VENV)/.ok: pyproject.toml
 	$(WHEEL_VENV)/bin/python -m pip install $(PIP_QUIET) -e '.[dev]'
 	touch $@
 
-wheel-check: $(VENVS)/dev/.ok $(WHEEL_VENV)/.ok
-	LIVEKIT_AGENTS_PATCH_WHEEL_VENV=$(WHEEL_VENV) $(DEV) -m pytest -q -p no:cacheprovider \
-	  tests/test_wheel_install.py
+# poetry in a venv of its own (its dependencies stay out of dev): the README's poetry block locks
+$(POETRY_VENV)/.ok: mk/wheel.mk
+	rm -rf $(POETRY_VENV)
+	$(PYTHON) -m venv $(POETRY_VENV)
+	$(POETRY_VENV)/bin/python -m pip install $(PIP_QUIET) 'poetry>=2,<3'
+	touch $@
+
+wheel-check: $(VENVS)/dev/.ok $(WHEEL_VENV)/.ok $(POETRY_VENV)/.ok
+	LIVEKIT_AGENTS_PATCH_WHEEL_VENV=$(WHEEL_VENV) LIVEKIT_AGENTS_PATCH_POETRY=$(POETRY_VENV)/bin/poetry \
+	  $(DEV) -m pytest -q -p no:cacheprovider tests/test_wheel_install.py
 
 test-extra:: wheel-check

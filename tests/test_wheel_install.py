@@ -187,3 +187,31 @@ def test_uv_path_source_locks_and_installs(built: Built, tmp_path: Path) -> None
     assert done.returncode == Exit.OK, done.stdout
     assert "installed from a patched wheel" in done.stdout
     shutil.rmtree(project / ".venv")
+
+
+def test_poetry_path_dependency_locks(built: Built, tmp_path: Path) -> None:
+    """The README's poetry block, as written, locks the wheel by its hash (not installed here:
+    the uv test above installs the same wheel)."""
+    poetry = os.environ.get("LIVEKIT_AGENTS_PATCH_POETRY")
+    if not poetry:
+        pytest.skip("needs LIVEKIT_AGENTS_PATCH_POETRY (make wheel-check)")
+    block = [
+        body
+        for lang, body in blocks(section("Lockfiles and immutable images"))
+        if lang == "toml" and body.startswith("[tool.poetry.dependencies]\n")
+    ]
+    assert len(block) == 1
+    project = tmp_path / "agent"
+    (project / "wheels").mkdir(parents=True)
+    shutil.copy(built.path, project / "wheels" / built.path.name)
+    header = '[tool.poetry]\nname = "agent"\nversion = "0"\npackage-mode = false\n\n'
+    dependencies = block[0].replace(
+        "[tool.poetry.dependencies]\n", '[tool.poetry.dependencies]\npython = ">=3.10,<3.15"\n'
+    )
+    (project / "pyproject.toml").write_text(header + dependencies, encoding="utf-8")
+    env = {**os.environ, "POETRY_CACHE_DIR": str(REPO / ".cache" / "poetry")}
+    run(Path(poetry), "lock", cwd=project, env=env)
+    lock = (project / "poetry.lock").read_text(encoding="utf-8")
+    assert f'version = "{PATCHED}"' in lock
+    assert f'hash = "sha256:{built.sha256}"' in lock
+    run(Path(poetry), "check", "--lock", cwd=project, env=env)
