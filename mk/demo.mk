@@ -3,7 +3,8 @@
 # status, revert. Exits 0 only if every step does what it should (verify must FAIL on stock).
 #
 # `cli-real` (part of `make test`): the CLI tests that need the real newest release (verify on
-# stock and patched), which tests/test_cli.py skips when that venv is not built yet.
+# stock and patched; --allow-unlisted on releases made from it), which `make unit` skips when
+# that venv is not built yet.
 
 DEMO := $(VENVS)/demo
 DEMO_PY := $(abspath $(DEMO))/bin/python
@@ -46,5 +47,7 @@ demo: $(DEMO)/.ok
 cli-real: $(VENVS)/dev/.ok $(VENVS)/lk-$(NEWEST)/.patched.ok
 	LIVEKIT_AGENTS_PATCH_REQUIRE_REAL=1 $(DEV) -m pytest -q -p no:cacheprovider \
 	  tests/test_cli.py -k verify
+	LIVEKIT_AGENTS_PATCH_REQUIRE_REAL=1 $(DEV) -m pytest -q -p no:cacheprovider \
+	  tests/test_unlisted.py
 
 test-extra:: cli-real
