@@ -47,8 +47,9 @@ lint: $(VENVS)/dev/.ok
 	$(DEV) tests/support/py39.py
 
 # the vendored reference, its negative controls, the patch files, the matrix and the CLI
+# spread over the cores (pytest-xdist): each test is independent and Hypothesis is derandomized
 unit: $(VENVS)/dev/.ok
-	$(DEV) -m pytest -q tests
+	$(DEV) -m pytest -q -n auto tests
 
 # the same properties and the end-to-end scenario on each real release, stock and patched
 real: venvs
