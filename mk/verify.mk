@@ -5,6 +5,9 @@ PY39 ?= $(firstword $(wildcard /root/.pyenv/versions/3.9.*/bin/python3.9) \
   $(shell command -v python3.9 2>/dev/null))
 PY39_RELEASE := 1.2.18
 PY39_VENV := $(VENVS)/py39-lk-$(PY39_RELEASE)
+ifneq ($(PY39),)
+EXTRA_VENVS += $(PY39_VENV)/.ok
+endif
 
 .PHONY: verify-py39 verify-real
 
