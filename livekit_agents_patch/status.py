@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import patching, unlisted, writer
+from . import judging, unlisted, writer
 from .index import TARGETS, load
-from .patching import FileReport, State
+from .judging import FileReport, State
 from .target import Exit, PatchingError, Target
 
 
@@ -34,7 +34,7 @@ class Status:
 def status(target: Target, command: Callable[[str], str]) -> Status:
     """Judge ``target``. ``command(name)`` spells how to run another command on the same target."""
     index = load()
-    contents = patching.read(target)
+    contents = judging.read(target)
     release = index.releases.get(target.version)
     listed = release is not None
     unlisted_reason = None
@@ -46,11 +46,11 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
             unlisted_reason = str(e).split(" Next: ")[0]
     supported = release is not None and release.patch is not None
     judged = release if supported else None
-    reports = patching.judge(target, judged, contents)
+    reports = judging.judge(target, judged, contents)
     kinds = {r.state for r in reports}
-    revision = patching.revision_of(reports)
+    revision = judging.revision_of(reports)
     latest = judged.revision if judged is not None else None
-    from_wheel = patching.from_patched_wheel(target, contents)
+    from_wheel = judging.from_patched_wheel(target, contents)
     files = []
     for r in reports:
         entry: dict[str, Any] = {
@@ -156,7 +156,7 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     if target.files_version and target.files_version != target.version:
         lines.append(f"note: livekit/agents/version.py says {target.files_version}")
     for r, entry in zip(reports, files, strict=True):
-        line = patching.describe(r, judged, short=True)
+        line = judging.describe(r, judged, short=True)
         if entry["note"] and entry["note"] != r.note:
             line += f" ({entry['note']})"
         lines.append(line)
