@@ -25,7 +25,7 @@ $(POETRY_VENV)/.ok: mk/wheel.mk
 	touch $@
 
 wheel-check: $(VENVS)/dev/.ok $(WHEEL_VENV)/.ok $(POETRY_VENV)/.ok
-	LIVEKIT_AGENTS_PATCH_WHEEL_VENV=$(WHEEL_VENV) LIVEKIT_AGENTS_PATCH_POETRY=$(POETRY_VENV)/bin/poetry \
+	LIVEKIT_AGENTS_PATCH_WHEEL_VENV=$(WHEEL_VENV) LIVEKIT_AGENTS_PATCH_POETRY=$(abspath $(POETRY_VENV))/bin/poetry \
 	  $(DEV) -m pytest -q -p no:cacheprovider tests/test_wheel_install.py
 
 test-extra:: wheel-check

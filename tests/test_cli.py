@@ -34,6 +34,7 @@ from support.cli import (
     fresh_process_sees_fix,
     hunk_line,
     json_of,
+    real_venv_ready,
     sha,
     unchecked_pyc,
 )
@@ -516,7 +517,7 @@ def test_apply_and_revert_defeat_stale_unchecked_hash_pyc(install: Install) -> N
 
 def _need_real_venv() -> Path:
     python = LK / "bin" / "python"
-    if not (LK / "patched").is_dir() or not python.exists():
+    if not real_venv_ready(LK / ".patched.ok"):
         if os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_REAL"):
             raise AssertionError(f"{LK} with patched/ is required (make venvs)")
         pytest.skip(f"{LK} not built (make venvs); `make test` runs this in test-extra")

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support.cli import LK, NEWEST, cli, expected, json_of, sha
+from support.cli import LK, NEWEST, cli, expected, json_of, real_venv_ready, sha
 from support.fake_install import EVENTS, SPEECH, WHEELS
 from support.unlisted import CONTEXT_CHANGED, INTERRUPT_NEVER_SEEN, relabelled, relabelled_wheel
 
@@ -23,10 +23,10 @@ from livekit_agents_patch.target import Exit
 PYTHON = LK / "bin" / "python"
 UNLISTED = "1.8.99"
 
-if not (LK / ".ok").exists() and os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_REAL"):
+if not real_venv_ready(LK / ".ok") and os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_REAL"):
     raise AssertionError(f"{LK} is required (make venvs)")
 pytestmark = pytest.mark.skipif(
-    not (LK / ".ok").exists(),
+    not real_venv_ready(LK / ".ok"),
     reason=f"needs the real-package venv {LK} (`make venvs`); `make test` runs this in cli-real",
 )
 

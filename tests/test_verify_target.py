@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import tomllib
 from support import fake_livekit
-from support.cli import FIRST, LK, NEWEST, PYTHON, cli
+from support.cli import FIRST, LK, NEWEST, PYTHON, cli, real_venv_ready
 from support.fake_install import REPO, make
 
 from livekit_agents_patch.target import Exit
@@ -169,7 +169,7 @@ def test_verify_does_not_check_the_tools_own_livekit_agents(bare_venv: str) -> N
     verdict on the tool's copy. Before: the tool's site-packages were appended to the target's
     path and the tool's livekit-agents was checked (exit 0 when patched, 1 when stock)."""
     python = LK / "bin" / "python"
-    if not python.exists():
+    if not real_venv_ready(LK / ".ok"):
         if os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_REAL"):
             raise AssertionError(f"{LK} is required (make venvs)")
         pytest.skip(f"{LK} not built (make venvs); `make test` builds it")
@@ -294,7 +294,7 @@ def test_a_python_older_than_3_9_is_exit_9() -> None:
 def test_py39_target_is_verified_stock_and_patched(tmp_path: Path) -> None:
     """livekit-agents 1.2.18 on Python 3.9: stock fails with a counterexample, patched passes.
     Before: the tool's hypothesis ("cannot import name 'Self'") and a TypeError in scenarios."""
-    if not (PY39.parent.parent / ".ok").exists():
+    if not real_venv_ready(PY39.parent.parent / ".ok"):
         if os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_PY39"):
             raise AssertionError(f"{PY39} is required (make {PY39.parent.parent}/.ok)")
         pytest.skip(f"{PY39} not built: `make verify-py39` builds it where Python 3.9 exists")

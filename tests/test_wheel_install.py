@@ -210,6 +210,7 @@ def test_poetry_path_dependency_locks(built: Built, tmp_path: Path) -> None:
     )
     (project / "pyproject.toml").write_text(header + dependencies, encoding="utf-8")
     env = {**os.environ, "POETRY_CACHE_DIR": str(REPO / ".cache" / "poetry")}
+    poetry = str((REPO / poetry).absolute())  # run from the project: relative to the checkout
     run(Path(poetry), "lock", cwd=project, env=env)
     lock = (project / "poetry.lock").read_text(encoding="utf-8")
     assert f'version = "{PATCHED}"' in lock

@@ -67,6 +67,13 @@ class Install:
         assert not (voice / JOURNAL).exists()
 
 
+def real_venv_ready(marker: Path) -> bool:
+    """Whether a real-package venv may be used now: built (``marker`` exists), and this is not
+    ``make test``'s unit phase, which runs while those venvs are being built
+    (``LIVEKIT_AGENTS_PATCH_SKIP_REAL``); ``make test`` runs these tests after they are."""
+    return not os.environ.get("LIVEKIT_AGENTS_PATCH_SKIP_REAL") and marker.exists()
+
+
 def cli_env(root: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     if root is not None:
