@@ -14,7 +14,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 # need those venvs are skipped in that phase and run once they exist (real, test-extra)
 test: lint
 	$(MAKE) -j2 unit-beside-venvs venvs
-	$(MAKE) real test-extra
+	$(MAKE) -j2 --output-sync=target real test-extra
 
 # mk/*.mk add their own checks to `make test` with `test-extra:: <target>`
 test-extra::
@@ -59,14 +59,19 @@ unit-beside-venvs: $(VENVS)/dev/.ok
 	LIVEKIT_AGENTS_PATCH_SKIP_REAL=1 $(DEV) -m pytest -q -n auto tests
 
 # the same properties and the end-to-end scenario on each real release, stock and patched
-real: venvs
-	@set -e; for r in $(RELEASES); do \
-	  echo "== livekit-agents $$r, stock"; \
-	  $(VENVS)/lk-$$r/bin/python -m pytest -q -p no:cacheprovider tests/test_contract.py tests/test_revision2.py tests/e2e --expect stock; \
-	  echo "== livekit-agents $$r, patched"; \
-	  PYTHONPATH=$(VENVS)/lk-$$r/patched $(VENVS)/lk-$$r/bin/python -m pytest -q \
-	    -p no:cacheprovider tests/test_contract.py tests/test_revision2.py tests/e2e --expect patched; \
-	done
+REAL_TESTS := tests/test_contract.py tests/test_revision2.py tests/e2e
+REAL_RUNS := $(foreach r,$(RELEASES),real-stock-$(r) real-patched-$(r))
+
+# six independent processes (each release stock and patched): `make test` runs two at a time
+# (pattern rules, so not .PHONY: make skips implicit rules for phony targets)
+real: $(REAL_RUNS)
+
+real-stock-%: venvs
+	$(VENVS)/lk-$*/bin/python -m pytest -q -p no:cacheprovider $(REAL_TESTS) --expect stock
+
+real-patched-%: venvs
+	PYTHONPATH=$(VENVS)/lk-$*/patched $(VENVS)/lk-$*/bin/python -m pytest -q -p no:cacheprovider \
+	  $(REAL_TESTS) --expect patched
 
 matrix: $(VENVS)/dev/.ok
 	$(DEV) -m livekit_agents_patch.matrix --pypi
