@@ -116,18 +116,9 @@ LABEL = "fix5359"
 """The PEP 440 local label of a patched wheel's version: ``X+fix5359.rN``, N the revision."""
 
 
-def revision(release: Release, index: Index | None = None) -> int:
-    """The patch revision that serves ``release``: the index's current one (``"revision"``).
-
-    The one place the revision is read for a release: a patched wheel's version and ``status``
-    both use it. (``index`` is accepted for callers that hold one; ``release`` carries it.)
-    """
-    return release.revision
-
-
-def local_version(release: Release, index: Index | None = None) -> str:
-    """The version of the patched wheel of ``release``: ``1.8.9+fix5359.r1``."""
-    return f"{release.version}+{LABEL}.r{revision(release, index)}"
+def local_version(release: Release) -> str:
+    """The version of the patched wheel of ``release``: ``1.8.9+fix5359.r2``."""
+    return f"{release.version}+{LABEL}.r{release.revision}"
 
 
 def split_local(version: str) -> tuple[str, int | None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import matrix, patching
-from .index import TARGETS, Release, load, local_version, revision, sha256
+from .index import TARGETS, Release, load, local_version, sha256
 from .target import Exit, PatchingError, Target
 
 PACKAGE = "livekit_agents"
@@ -243,7 +243,7 @@ def build(
         sha256=sha256(path.read_bytes()),
         release=release,
         version=version,
-        revision=revision(entry),
+        revision=entry.revision,
         patch=entry.patch or "",
         source=source,
     )

@@ -5,16 +5,14 @@ an older revision, upgraded in one write, and reverted to the wheel's bytes.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import re
 from pathlib import Path
 
 import pytest
 from support.cli import FIRST, NEWEST, PATCH, Install, cli, json_of, sha
-from support.fake_install import EVENTS, SPEECH, make, snapshot, wheel_file
+from support.fake_install import EVENTS, SPEECH, make, record_hash, snapshot, wheel_file
 
 from livekit_agents_patch import matrix
 from livekit_agents_patch.index import REVISIONS_DIR, load
@@ -153,8 +151,7 @@ def _as_patched_wheel_install(install: Install, label: str) -> None:
     for row in csv.reader(io.StringIO((info / "RECORD").read_text(encoding="utf-8"))):
         if row and row[0] in (SPEECH, EVENTS):
             data = install.read(row[0])
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            row = [row[0], f"sha256={digest.decode()}", str(len(data))]
+            row = [row[0], record_hash(data), str(len(data))]
         rows.append(row)
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)

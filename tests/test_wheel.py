@@ -7,9 +7,7 @@ pip and with uv (``tests/test_wheel_install.py``).
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import os
 import shlex
@@ -19,11 +17,11 @@ from pathlib import Path
 
 import pytest
 from support.cli import NEWEST, PYTHON, REINSTALL, Install, cli, cli_env, json_of, sha
-from support.fake_install import EVENTS, SPEECH, WHEELS, from_wheel, make, snapshot
+from support.fake_install import EVENTS, SPEECH, WHEELS, from_wheel, make, record_hash, snapshot
 from support.readme import blocks, section
 
 from livekit_agents_patch import matrix
-from livekit_agents_patch.index import load, local_version, revision, split_local
+from livekit_agents_patch.index import load, local_version, split_local
 from livekit_agents_patch.target import Exit
 
 PATCHED = local_version(load().releases[NEWEST])
@@ -53,10 +51,6 @@ def build(upstream: Path, output: Path, *extra: str, env: dict[str, str] | None 
     return output / NAME
 
 
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
 def entries(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
@@ -67,8 +61,8 @@ def entries(path: Path) -> dict[str, bytes]:
 
 def test_label_names_the_bug_and_the_revision() -> None:
     release = load().releases[NEWEST]
-    assert f"{NEWEST}+fix5359.r{revision(release)}" == PATCHED
-    assert split_local(PATCHED) == (NEWEST, revision(release))
+    assert f"{NEWEST}+fix5359.r{release.revision}" == PATCHED
+    assert split_local(PATCHED) == (NEWEST, release.revision)
     assert split_local(NEWEST) == (NEWEST, None)
     assert split_local(f"{NEWEST}+cu118") == (f"{NEWEST}+cu118", None)
 

@@ -11,9 +11,7 @@ command ``revert`` names.
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import json
 import os
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import NEWEST, REINSTALL, cli
-from support.fake_install import REPO
+from support.fake_install import REPO, record_hash
 from support.readme import blocks, section
 
 from livekit_agents_patch.index import load, local_version
@@ -107,10 +105,6 @@ def test_pip_check_and_metadata(installed: Path) -> None:
     assert version.strip() == PATCHED
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
 def test_every_record_hash_is_true(installed: Path) -> None:
     dist = Path(
         run(
@@ -124,7 +118,7 @@ def test_every_record_hash_is_true(installed: Path) -> None:
     checked = 0
     for name, digest, _size in rows:
         if digest:
-            assert _record_hash((dist.parent / name).read_bytes()) == digest, name
+            assert record_hash((dist.parent / name).read_bytes()) == digest, name
             checked += 1
     assert checked > 200
 

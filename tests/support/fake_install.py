@@ -8,6 +8,8 @@ Nothing in it is imported; the CLI only reads and writes those files.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import zipfile
@@ -20,6 +22,11 @@ WHEELS = REPO / ".cache" / "wheels"
 SPEECH = "livekit/agents/voice/speech_handle.py"
 EVENTS = "livekit/agents/voice/events.py"
 PACKAGE_FILES = ("livekit/agents/__init__.py", "livekit/agents/version.py", SPEECH, EVENTS)
+
+
+def record_hash(data: bytes) -> str:
+    """A wheel ``RECORD``'s hash column for ``data``: ``sha256=`` and the urlsafe base64 digest."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def wheel_file(version: str, relative: str) -> bytes:

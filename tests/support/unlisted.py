@@ -9,8 +9,6 @@ with the environment's dependencies, and the copy is what the CLI sees and write
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import shutil
 import subprocess
@@ -18,14 +16,10 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-SPEECH = "livekit/agents/voice/speech_handle.py"
+from .fake_install import SPEECH, record_hash
 
 Edit = Callable[[str, bytes], bytes]
 """``(relative path, bytes) -> new bytes`` for each copied file."""
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def relabelled(dest: Path, python: Path, version: str, edit: Edit | None = None) -> Path:
@@ -52,9 +46,9 @@ def relabelled(dest: Path, python: Path, version: str, edit: Edit | None = None)
         if edit is not None:
             data = edit(relative, data)
             path.write_bytes(data)
-        rows.append(f"{relative},{_record_hash(data)},{len(data)}")
+        rows.append(f"{relative},{record_hash(data)},{len(data)}")
     meta = (dist_info / "METADATA").read_bytes()
-    rows.append(f"{dist_info.name}/METADATA,{_record_hash(meta)},{len(meta)}")
+    rows.append(f"{dist_info.name}/METADATA,{record_hash(meta)},{len(meta)}")
     rows.append(f"{dist_info.name}/RECORD,,")
     (dist_info / "RECORD").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return dest
@@ -82,7 +76,7 @@ def relabelled_wheel(upstream: Path, dest: Path, version: str, edit: Edit | None
                 data = edit(name, data)
             files[new_info + name[len(old_info) :] if name.startswith(old_info) else name] = data
     rows = [
-        f"{name},{_record_hash(data)},{len(data)}" if not name.endswith("/RECORD") else f"{name},,"
+        f"{name},{record_hash(data)},{len(data)}" if not name.endswith("/RECORD") else f"{name},,"
         for name, data in files.items()
     ]
     files[f"{new_info}/RECORD"] = ("\n".join(rows) + "\n").encode()
