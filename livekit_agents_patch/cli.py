@@ -8,7 +8,6 @@ one JSON object on stdout, always with ``exit``, the process's exit code (see ``
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import traceback
@@ -305,11 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             f"internal error: {type(e).__name__}: {e}. A failed write was rolled back before "
             "this point. Next: report this with the traceback."
         )
-        if _Parser.json_wanted:
-            print(json.dumps({"exit": int(Exit.INTERNAL), "error": message, "traceback": trace}))
-        else:
-            print(f"{trace}error: {message}", file=sys.stderr)
-        return int(Exit.INTERNAL)
+        data = {"error": message, "traceback": trace}
+        return _emit(_Parser.json_wanted, Exit.INTERNAL, data, f"{trace}error: {message}", True)
 
 
 def _main(argv: list[str]) -> int:

@@ -37,8 +37,9 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     contents = judging.read(target)
     release = index.releases.get(target.version)
     listed = release is not None
-    unlisted_reason = None
-    if release is None and not index.predates(target.version):
+    too_old = not listed and index.predates(target.version)
+    unlisted_reason = "older than every release the patch index lists" if too_old else None
+    if not listed and not too_old:
         # judged against the newest patch, as `apply --allow-unlisted` would
         try:
             release = unlisted.release(target, contents, index)
@@ -74,16 +75,14 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     if not supported:
         code, state = Exit.UNSUPPORTED, "unsupported"
         reason = release.unsupported if release else unlisted_reason
-        if release is None and index.predates(target.version):
-            reason = "older than every release the patch index lists"
         summary = (
             f"unsupported: livekit-agents {target.version}: {reason}"
             if listed
             else f"unsupported: {reason}"
         )
         next_step = (
-            f"upgrade livekit-agents to {load().supported()[0]} or later"
-            if release or load().predates(target.version)
+            f"upgrade livekit-agents to {index.supported()[0]} or later"
+            if release or too_old
             else f"run `{command('verify')}` to see whether this release needs the fix"
         )
     elif writer.interrupted(target):

@@ -26,13 +26,13 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from .target import Exit
+
 if TYPE_CHECKING:
     from .subjects import Classes
 
 REQUIREMENTS = ("hypothesis>=6.100", "looptime>=0.3,<=0.9")
 """What the checks need in the target; pyproject.toml's ``[verify]`` extra says the same."""
-
-CANNOT_VERIFY = 9
 
 
 def explore(subject: Classes, examples: int, derandomize: bool = True) -> None:
@@ -63,7 +63,7 @@ def _summary(e: BaseException) -> str:
 
 
 def _cannot(message: str, **extra: Any) -> dict[str, Any]:
-    return {"exit": CANNOT_VERIFY, "ok": False, "error": message, **extra}
+    return {"exit": Exit.CANNOT_VERIFY, "ok": False, "error": message, **extra}
 
 
 def _missing_requirements() -> dict[str, Any] | None:
@@ -92,14 +92,18 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
     ``state``: what the tool found in its files (``pristine``, ``patched, revision 2``, ``foreign
     edit`` ...), named in the subject line; only the tool has the index to judge them."""
     if examples < 1:
-        return {"exit": 2, "ok": False, "error": f"expected --examples >= 1, found {examples}"}
+        return {
+            "exit": Exit.USAGE,
+            "ok": False,
+            "error": f"expected --examples >= 1, found {examples}",
+        }
     logging.disable(logging.CRITICAL)  # the interruption timeout's ERROR log is expected here
     try:
         importlib.import_module("livekit.agents.voice.speech_handle")
         importlib.import_module("livekit.agents.voice.events")
     except Exception as e:  # not installed, or installed without its dependencies
         return {
-            "exit": 3,
+            "exit": Exit.NOT_INSTALLED,
             "ok": False,
             "error": f"expected an importable livekit-agents in {sys.executable}, found: "
             f"{_summary(e)}. Next: install livekit-agents there, or point --python at the "
@@ -137,7 +141,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             else "The fix is present but does not hold: report this trace."
         )
         return {
-            "exit": 1,
+            "exit": Exit.VIOLATION,
             "ok": False,
             "subject": subject.name,
             "property": e.prop,
@@ -154,7 +158,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             "report this.",
             subject=subject.name,
         )
-    return {"exit": 0, "ok": True, "subject": subject.name, "scenarios": examples}
+    return {"exit": Exit.OK, "ok": True, "subject": subject.name, "scenarios": examples}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.examples, args.state)
     sys.stdout.flush()
     print(json.dumps({**result, "nonce": args.nonce, "harness": __file__}))
-    code: int = result["exit"]
-    return code
+    return int(result["exit"])
 
 
 if __name__ == "__main__":
