@@ -148,15 +148,12 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
         command = [sys.executable, "-m", "livekit_agents_patch", "--python", python]
         command += ["verify", "--json", "--examples", str(examples)]
         done = subprocess.run(command, capture_output=True, text=True, env=env)
-    try:
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        result = {"exit": done.returncode, "error": done.stderr.strip() or "no output"}
-    code = result.get("exit", done.returncode)
+    result = json.loads(done.stdout)  # under --json the CLI prints exactly one object, always
+    code = result["exit"]
     if code == Exit.OK:
         return
     if code == Exit.VIOLATION:
-        trace = result.get("trace") or result.get("counterexample") or result.get("error") or ""
+        trace = result["report"]  # the property and the shrunk event trace, in words
         raise PatchingError(
             Exit.VIOLATION,
             f"livekit-agents {target.version} is not in the patch index; every hunk applies, but "
@@ -167,9 +164,8 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
     raise PatchingError(
         Exit.CANNOT_VERIFY,
         f"livekit-agents {target.version} is not in the patch index, and the contract's checks "
-        f"could not run on the patched files (verify exited {code}: "
-        f"{result.get('error') or result.get('summary') or done.stderr.strip()}). Nothing "
-        "changed. Next: make `livekit-agents-patch verify` run in this environment (for "
+        f"could not run on the patched files (verify exited {code}: {result.get('error')}). "
+        "Nothing changed. Next: make `livekit-agents-patch verify` run in this environment (for "
         "`wheel`: pass --python an interpreter whose environment has this release's "
         "dependencies), then try again.",
     )
