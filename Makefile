@@ -49,6 +49,7 @@ lint: $(VENVS)/dev/.ok
 	$(DEV) -m ruff check .
 	$(DEV) -m mypy livekit_agents_patch tests
 	$(DEV) tests/support/py39.py
+	$(VENVS)/dev/bin/lint-imports
 
 # the vendored reference, its negative controls, the patch files, the matrix and the CLI
 # spread over the cores (pytest-xdist): each test is independent and Hypothesis is derandomized
@@ -74,10 +75,10 @@ real-patched-%: venvs
 	  $(REAL_TESTS) --expect patched
 
 matrix: $(VENVS)/dev/.ok
-	$(DEV) -m livekit_agents_patch.matrix --pypi
+	$(DEV) -m livekit_agents_patch.install.matrix --pypi
 
 index: $(VENVS)/dev/.ok
-	$(DEV) -m livekit_agents_patch.matrix --write-index
+	$(DEV) -m livekit_agents_patch.install.matrix --write-index
 
 deep: $(VENVS)/dev/.ok
 	HYPOTHESIS_PROFILE=deep $(DEV) -m pytest -q tests/test_contract.py

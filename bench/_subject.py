@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from livekit_agents_patch import subjects
+from livekit_agents_patch.contract import subjects
 
 SUBJECTS = ("stock", "patched", "vendored")
 CONTROL = "leaky-control"  # a deliberately leaky wait: shows the memory check catches leaks

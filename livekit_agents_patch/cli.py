@@ -14,10 +14,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import __version__, environment, harness, patching, status, unlisted, usage, wheel
-from . import scan as scanning
-from .index import TARGETS, load
-from .target import Exit, PatchingError, Target
+from . import __version__, usage
+from .exits import Exit
+from .install import environment, patching, status, unlisted, verify_target, wheel
+from .install.index import TARGETS, load
+from .install.target import PatchingError, Target
+from .scan import files as scanning
 
 PROG = "livekit-agents-patch"
 
@@ -163,9 +165,9 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
 
 
 def _verify(args: argparse.Namespace, as_json: bool) -> int:
-    """Run the property checks inside the target interpreter (``harness``) and report them."""
+    """Run the property checks inside the target interpreter (``install.verify_target``), report."""
     try:
-        code, data = harness.run(getattr(args, "python", None), args.examples)
+        code, data = verify_target.run(getattr(args, "python", None), args.examples)
     except PatchingError as e:
         return _emit(as_json, e.code, {"command": "verify", "error": str(e)}, f"error: {e}", True)
     except Exception as e:  # a crash here is no verdict: never exit 1, which means one

@@ -1,5 +1,5 @@
 # `verify` against the oldest Python the supported releases allow: livekit-agents 1.2.18 on Python
-# 3.9, with the checks' own dependencies (livekit_agents_patch.verify.REQUIREMENTS) and nothing of
+# 3.9, with the checks' own dependencies (livekit_agents_patch.contract.verify.REQUIREMENTS) and nothing of
 # this package installed (verify lends it). Skipped, saying so, where no Python 3.9 exists.
 PY39 ?= $(firstword $(wildcard /root/.pyenv/versions/3.9.*/bin/python3.9) \
   $(shell command -v python3.9 2>/dev/null))
@@ -20,7 +20,7 @@ $(PY39_VENV)/.ok: pyproject.toml $(VENVS)/dev/.ok
 	rm -rf $(PY39_VENV)
 	$(PY39) -m venv $(PY39_VENV)
 	$(PY39_VENV)/bin/python -m pip install $(PIP_QUIET) 'livekit-agents==$(PY39_RELEASE)' httpx \
-	  $$($(DEV) -c 'from livekit_agents_patch.verify import REQUIREMENTS; print(*REQUIREMENTS)')
+	  $$($(DEV) -c 'from livekit_agents_patch.contract.verify import REQUIREMENTS; print(*REQUIREMENTS)')
 	touch $@
 
 ifeq ($(PY39),)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from livekit_agents_patch import subjects
+from livekit_agents_patch.contract import subjects
 
 _COMMON = settings(
     deadline=None,

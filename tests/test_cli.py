@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from support.cli import (
+    BETWEEN_THE_WRITES,
+    FAULT_EXIT,
     FIRST,
     LK,
     NEWEST,
@@ -30,6 +32,7 @@ from support.cli import (
     cli_env,
     drop_root_powers,
     expected,
+    faults,
     first_hunk_header,
     fresh_process_sees_fix,
     hunk_line,
@@ -41,9 +44,9 @@ from support.cli import (
 from support.fake_install import EVENTS, REPO, SPEECH, make, snapshot, wheel_file
 from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_CONTEXT
 
-from livekit_agents_patch.index import load
-from livekit_agents_patch.target import Exit
-from livekit_agents_patch.writer import CRASH_ENV, HOLD_ENV, JOURNAL
+from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install.index import load
+from livekit_agents_patch.install.writer import JOURNAL
 
 
 @pytest.fixture
@@ -335,13 +338,13 @@ def _read_until(proc: subprocess.Popen[bytes], text: str, seen: bytearray) -> No
 
 
 def test_two_concurrent_applies_serialize(install: Install, tmp_path: Path) -> None:
-    """A holds the lock (test hook); B must wait for it, then find the work done."""
+    """A holds the lock (a fault holds it there); B must wait for it, then find the work done."""
     fifo = tmp_path / "release"
     os.mkfifo(fifo)
     command = [PYTHON, "-m", "livekit_agents_patch", "apply"]
     first = subprocess.Popen(
         command,
-        env=cli_env(install.root, {HOLD_ENV: str(fifo)}),
+        env=cli_env(install.root, faults(f"fcntl.flock#1:after=hold:{fifo}")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd="/",
@@ -349,7 +352,7 @@ def test_two_concurrent_applies_serialize(install: Install, tmp_path: Path) -> N
     second: subprocess.Popen[bytes] | None = None
     try:
         first_err, second_err = bytearray(), bytearray()
-        _read_until(first, "test hook: holding the lock", first_err)
+        _read_until(first, "fault: holding at fcntl.flock#1", first_err)
         second = subprocess.Popen(
             command,
             env=cli_env(install.root),
@@ -399,9 +402,9 @@ def test_injected_exception_between_the_writes_restores_everything(
         assert cli("apply", root=install.root).returncode == 0
     before = snapshot(install.root)
     state = install.state()
-    done = cli(command, root=install.root, env={CRASH_ENV: "exception"})
+    done = cli(command, root=install.root, env=faults(BETWEEN_THE_WRITES[command] + "=raise"))
     assert done.returncode == Exit.IO_ERROR
-    assert "injected crash between the two file writes" in done.stderr
+    assert "injected fault at os.replace~" in done.stderr
     assert "every file was restored to its previous bytes" in done.stderr
     assert snapshot(install.root) == before and install.state() == state
     done = cli(command, root=install.root)
@@ -416,8 +419,8 @@ def test_killed_between_the_writes_is_rolled_back_by_the_next_run(
     install: Install, next_run: str
 ) -> None:
     pristine = {rel: install.read(rel) for rel in (SPEECH, EVENTS)}
-    done = cli("apply", root=install.root, env={CRASH_ENV: "exit"})
-    assert done.returncode == 70  # os._exit: no cleanup ran
+    done = cli("apply", root=install.root, env=faults(BETWEEN_THE_WRITES["apply"] + "=exit"))
+    assert done.returncode == FAULT_EXIT  # os._exit: no cleanup ran
     # speech_handle.py is replaced first, so the mixed state runs (stock behaviour): the patched
     # events.py would call a method only the patched speech_handle.py has
     assert install.state() == {SPEECH: "patched", EVENTS: "pristine"}
@@ -443,7 +446,8 @@ def test_killed_between_the_writes_is_rolled_back_by_the_next_run(
 def test_killed_revert_leaves_the_runnable_mixed_state(install: Install) -> None:
     """A revert undoes events.py first: a kill leaves the same state a killed apply does."""
     assert cli("apply", root=install.root).returncode == 0
-    assert cli("revert", root=install.root, env={CRASH_ENV: "exit"}).returncode == 70
+    revert_killed = faults(BETWEEN_THE_WRITES["revert"] + "=exit")
+    assert cli("revert", root=install.root, env=revert_killed).returncode == FAULT_EXIT
     assert install.state() == {SPEECH: "patched", EVENTS: "pristine"}
     done = cli("revert", root=install.root)
     assert done.returncode == 0, done.stderr
@@ -452,7 +456,8 @@ def test_killed_revert_leaves_the_runnable_mixed_state(install: Install) -> None
 
 
 def test_journal_is_not_replayed_over_later_edits(install: Install) -> None:
-    assert cli("apply", root=install.root, env={CRASH_ENV: "exit"}).returncode == 70
+    apply_killed = faults(BETWEEN_THE_WRITES["apply"] + "=exit")
+    assert cli("apply", root=install.root, env=apply_killed).returncode == FAULT_EXIT
     install.file(SPEECH).write_bytes(install.read(SPEECH) + b"# edited after the crash\n")
     before = snapshot(install.root)
     done = cli("apply", root=install.root)
@@ -475,7 +480,11 @@ def test_crlf_patch_file(install: Install, tmp_path: Path) -> None:
     assert crlf.read_bytes().count(b"\r\n") > 100
     env = {"PYTHONPATH": f"{copy}{os.pathsep}{install.root}"}
     where = subprocess.run(
-        [PYTHON, "-c", "from livekit_agents_patch.index import patches_dir; print(patches_dir())"],
+        [
+            PYTHON,
+            "-c",
+            "from livekit_agents_patch.install.index import patches_dir; print(patches_dir())",
+        ],
         env=cli_env(None, env),
         capture_output=True,
         text=True,
@@ -551,7 +560,8 @@ def test_verify_fails_with_a_trace_on_stock_and_passes_on_patched() -> None:
 
 _BROKEN = (
     "import sys\n"
-    "from livekit_agents_patch import cli, patching\n"
+    "from livekit_agents_patch import cli\n"
+    "from livekit_agents_patch.install import patching\n"
     "def broken(*args, **kwargs):\n"
     "    raise KeyError('a bug')\n"
     "patching.check = broken\n"

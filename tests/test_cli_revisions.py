@@ -11,13 +11,24 @@ import re
 from pathlib import Path
 
 import pytest
-from support.cli import FIRST, NEWEST, PATCH, Install, cli, json_of, sha
+from support.cli import (
+    BETWEEN_THE_WRITES,
+    FAULT_EXIT,
+    FIRST,
+    NEWEST,
+    PATCH,
+    Install,
+    cli,
+    faults,
+    json_of,
+    sha,
+)
 from support.fake_install import EVENTS, SPEECH, make, record_hash, snapshot, wheel_file
 
-from livekit_agents_patch import matrix
-from livekit_agents_patch.index import REVISIONS_DIR, load
-from livekit_agents_patch.target import Exit
-from livekit_agents_patch.writer import CRASH_ENV, JOURNAL
+from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install import matrix
+from livekit_agents_patch.install.index import REVISIONS_DIR, load
+from livekit_agents_patch.install.writer import JOURNAL
 
 OLD = 1
 LATEST = load().revision
@@ -108,7 +119,7 @@ def test_revert_from_an_older_revision_gives_the_wheel_s_bytes(old_install: Inst
 
 def test_a_failed_upgrade_leaves_revision_1_in_place(old_install: Install) -> None:
     before = snapshot(old_install.root)
-    done = cli("apply", root=old_install.root, env={CRASH_ENV: "exception"})
+    done = cli("apply", root=old_install.root, env=faults(BETWEEN_THE_WRITES["apply"] + "=raise"))
     assert done.returncode == Exit.IO_ERROR
     assert snapshot(old_install.root) == before
 
@@ -116,8 +127,8 @@ def test_a_failed_upgrade_leaves_revision_1_in_place(old_install: Install) -> No
 def test_an_upgrade_killed_between_the_writes_is_rolled_back_then_redone(
     old_install: Install,
 ) -> None:
-    done = cli("apply", root=old_install.root, env={CRASH_ENV: "exit"})
-    assert done.returncode == 70
+    done = cli("apply", root=old_install.root, env=faults(BETWEEN_THE_WRITES["apply"] + "=exit"))
+    assert done.returncode == FAULT_EXIT
     assert old_install.file(SPEECH).parent.joinpath(JOURNAL).exists()
     assert cli("status", root=old_install.root).returncode == Exit.INTERRUPTED
     check = cli("check", root=old_install.root)

@@ -24,8 +24,8 @@ from support.cli import (
 )
 from support.fake_install import EVENTS, SPEECH, make, snapshot
 
-from livekit_agents_patch.target import Exit
-from livekit_agents_patch.writer import TMP_SUFFIX
+from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install.writer import TMP_SUFFIX
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given
 from variants import CANCELLED_IN_THE_WAKE_UP
 
-from livekit_agents_patch import strategies, subjects
-from livekit_agents_patch.scenarios import (
+from livekit_agents_patch.contract import strategies, subjects
+from livekit_agents_patch.contract.scenarios import (
     Advance,
     Authorize,
     Interrupt,
@@ -23,7 +23,7 @@ from livekit_agents_patch.scenarios import (
     Step,
     run_scenario,
 )
-from livekit_agents_patch.verify import explore
+from livekit_agents_patch.contract.verify import explore
 
 # found by `make deep`: the interruption timeout due at a float sum of clock steps
 DEEP_FINDINGS = [

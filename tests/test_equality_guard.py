@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from livekit_agents_patch import matrix
-from livekit_agents_patch.index import load, version_key
+from livekit_agents_patch.install import matrix
+from livekit_agents_patch.install.index import load, version_key
 
 REFERENCE = Path(__file__).resolve().parent.parent / "livekit_agents_patch" / "reference"
 MODULES = {

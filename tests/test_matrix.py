@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from livekit_agents_patch import applier, matrix
-from livekit_agents_patch.index import load, patches_dir, version_key
+from livekit_agents_patch.install import applier, matrix
+from livekit_agents_patch.install.index import load, patches_dir, version_key
 
 RELEASES = sorted(load().releases, key=version_key)
 

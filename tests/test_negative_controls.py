@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from variants import CONTROLS
 
-from livekit_agents_patch.scenarios import PropertyViolation, run_scenario
-from livekit_agents_patch.verify import explore
+from livekit_agents_patch.contract.scenarios import PropertyViolation, run_scenario
+from livekit_agents_patch.contract.verify import explore
 
 
 @pytest.mark.parametrize("name", sorted(CONTROLS))

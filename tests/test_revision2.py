@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from livekit_agents_patch import subjects
+from livekit_agents_patch.contract import subjects
 
 NO_GENERATION = "cannot use wait_for_generation: no active generation is running."
 """Upstream's message (``SpeechHandle._wait_for_generation``), the same on every release."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from support.cli import cli, json_of
 
-from livekit_agents_patch.scan import Finding, iter_files, scan
+from livekit_agents_patch.scan.files import Finding, iter_files, scan
 
 Triple = tuple[int, int, str]
 
@@ -835,7 +835,7 @@ def test_imports_at_any_depth_are_resolved(tmp_path: Path) -> None:
 def test_many_files_in_worker_processes_give_the_same_findings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import livekit_agents_patch.scan as scanning
+    import livekit_agents_patch.scan.files as scanning
 
     for i in range(12):
         write(tmp_path, SWALLOWING if i % 3 else SAFE, name=f"d{i % 4}/m{i}.py")

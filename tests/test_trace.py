@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from variants import CONTROLS
 
-from livekit_agents_patch.scenarios import ISSUE_5359, PropertyViolation, run_scenario
+from livekit_agents_patch.contract.scenarios import ISSUE_5359, PropertyViolation, run_scenario
 
 
 def test_stock_trace_reads_as_the_bug_report() -> None:
@@ -26,6 +26,6 @@ def test_stock_trace_reads_as_the_bug_report() -> None:
 
 
 def test_the_same_scenario_passes_on_the_fix() -> None:
-    from livekit_agents_patch.subjects import vendored
+    from livekit_agents_patch.contract.subjects import vendored
 
     run_scenario(vendored(), ISSUE_5359)

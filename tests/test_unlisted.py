@@ -17,8 +17,8 @@ from support.cli import LK, NEWEST, cli, expected, json_of, real_venv_ready, sha
 from support.fake_install import EVENTS, SPEECH, WHEELS
 from support.unlisted import CONTEXT_CHANGED, INTERRUPT_NEVER_SEEN, relabelled, relabelled_wheel
 
-from livekit_agents_patch import matrix
-from livekit_agents_patch.target import Exit
+from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install import matrix
 
 PYTHON = LK / "bin" / "python"
 UNLISTED = "1.8.99"

@@ -21,7 +21,7 @@ from support import fake_livekit
 from support.cli import FIRST, LK, NEWEST, PYTHON, cli, real_venv_ready
 from support.fake_install import REPO, make
 
-from livekit_agents_patch.target import Exit
+from livekit_agents_patch.exits import Exit
 
 PY39 = REPO / ".venvs" / f"py39-lk-{FIRST}" / "bin" / "python"
 """The oldest supported release on Python 3.9 (1.3.12 says it runs there, but cannot be imported:
@@ -187,7 +187,7 @@ def test_verify_without_the_checks_dependencies_is_exit_9(tmp_path: Path, bare_v
     root = fake_livekit.make(tmp_path / "fake", "1.8.9")
     done = cli("--python", bare_venv, "verify", root=root)
     assert done.returncode == CANNOT_VERIFY, done.stdout + done.stderr
-    from livekit_agents_patch.verify import REQUIREMENTS
+    from livekit_agents_patch.contract.verify import REQUIREMENTS
 
     requirements = " ".join(f"'{r}'" for r in REQUIREMENTS)
     assert f"Next: {bare_venv} -m pip install {requirements}" in done.stderr
@@ -245,7 +245,7 @@ def test_a_target_that_runs_another_copy_of_the_checks_is_exit_9(tmp_path: Path)
 
     other = tmp_path / "other"
     shutil.copytree(Path(livekit_agents_patch.__file__).parent, other / "livekit_agents_patch")
-    stale = other / "livekit_agents_patch" / "verify.py"  # a copy that always says ok
+    stale = other / "livekit_agents_patch" / "contract" / "verify.py"  # a copy that always says ok
     head = "def run(examples: int) -> dict[str, Any]:\n"
     ok = '    return {"exit": 0, "ok": True, "subject": "stale", "scenarios": examples}\n'
     stale.write_text(stale.read_text(encoding="utf-8").replace(head, head + ok), encoding="utf-8")
@@ -318,7 +318,7 @@ def test_py39_target_is_verified_stock_and_patched(tmp_path: Path) -> None:
 
 
 def test_hypothesis_and_looptime_are_only_in_the_verify_extra() -> None:
-    from livekit_agents_patch import verify
+    from livekit_agents_patch.contract import verify
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     names = [d.split(">")[0].split("=")[0].split("<")[0] for d in project["dependencies"]]
@@ -332,11 +332,11 @@ def test_the_tool_runs_without_hypothesis_and_looptime(tmp_path: Path) -> None:
     work, and verify runs the checks with the target's own hypothesis and looptime."""
     import unidiff
 
-    from livekit_agents_patch import verify
+    import livekit_agents_patch
 
     lent = tmp_path / "lent"
     lent.mkdir()
-    for module in (unidiff, verify):
+    for module in (unidiff, livekit_agents_patch):
         package = Path(str(module.__file__)).parent
         (lent / package.name).symlink_to(package)
     prefix = (sys.executable, "-S", "-c", "import sys; sys.path[:0] = [sys.argv.pop(1)]; ")
@@ -378,4 +378,11 @@ def test_py39_lint_finds_what_python_3_9_cannot_run(tmp_path: Path) -> None:
     assert any("typing.Self" in f for f in found) and any("zip(strict)" in f for f in found)
     assert py39.main([]) == 0
     names = {p.name for p in py39.target_side()}
-    assert {"verify.py", "scenarios.py", "strategies.py", "subjects.py"} <= names
+    assert {
+        "verify.py",
+        "scenarios.py",
+        "events.py",
+        "strategies.py",
+        "subjects.py",
+        "exits.py",
+    } <= names

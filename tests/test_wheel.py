@@ -20,9 +20,9 @@ from support.cli import NEWEST, PYTHON, REINSTALL, Install, cli, cli_env, json_o
 from support.fake_install import EVENTS, SPEECH, WHEELS, from_wheel, make, record_hash, snapshot
 from support.readme import blocks, section
 
-from livekit_agents_patch import matrix
-from livekit_agents_patch.index import load, local_version, split_local
-from livekit_agents_patch.target import Exit
+from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install import matrix
+from livekit_agents_patch.install.index import load, local_version, split_local
 
 PATCHED = local_version(load().releases[NEWEST])
 NAME = f"livekit_agents-{PATCHED}-py3-none-any.whl"

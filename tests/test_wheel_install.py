@@ -26,8 +26,8 @@ from support.cli import NEWEST, REINSTALL, cli
 from support.fake_install import REPO, record_hash
 from support.readme import blocks, section
 
-from livekit_agents_patch.index import load, local_version
-from livekit_agents_patch.target import Exit
+from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install.index import load, local_version
 
 VENV = os.environ.get("LIVEKIT_AGENTS_PATCH_WHEEL_VENV")
 pytestmark = pytest.mark.skipif(

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from livekit_agents_patch import subjects
-from livekit_agents_patch.reference.voice.events import RunContext
-from livekit_agents_patch.reference.voice.speech_handle import SpeechHandle, SpeechInterruptedError
-from livekit_agents_patch.scenarios import (
+from livekit_agents_patch.contract import subjects
+from livekit_agents_patch.contract.scenarios import (
     Authorize,
     Cancel,
     Interrupt,
@@ -21,6 +19,8 @@ from livekit_agents_patch.scenarios import (
     StartWaiter,
     Step,
 )
+from livekit_agents_patch.reference.voice.events import RunContext
+from livekit_agents_patch.reference.voice.speech_handle import SpeechHandle, SpeechInterruptedError
 
 
 class StockHandle(SpeechHandle):

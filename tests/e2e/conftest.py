@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from issue5359 import Outcome, OutputKind, run_scenario
 
-from livekit_agents_patch import subjects
+from livekit_agents_patch.contract import subjects
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from unidiff.patch import PatchSet
 
-from livekit_agents_patch.index import load
-from livekit_agents_patch.writer import JOURNAL
+from livekit_agents_patch.install.index import load
+from livekit_agents_patch.install.writer import JOURNAL
 
 from .fake_install import EVENTS, REPO, SPEECH
 
@@ -74,11 +74,32 @@ def real_venv_ready(marker: Path) -> bool:
     return not os.environ.get("LIVEKIT_AGENTS_PATCH_SKIP_REAL") and marker.exists()
 
 
+FAULTS_DIR = Path(__file__).resolve().parent / "faults"
+"""Its ``sitecustomize`` injects the faults ``LKP_FAULTS`` names (see that module)."""
+FAULT_EXIT = 70
+"""The exit status of a run stopped by an ``exit`` fault (``os._exit``: no cleanup ran)."""
+
+
+def faults(*rules: str) -> dict[str, str]:
+    """The environment that injects ``rules`` (``FUNC[~SUFFIX]#N:WHEN=ACTION``) into a run."""
+    return {"LKP_FAULTS": ";".join(rules)}
+
+
+BETWEEN_THE_WRITES = {
+    "apply": "os.replace~events.py#1:before",
+    "revert": "os.replace~speech_handle.py#1:before",
+}
+"""Right before the second target file is replaced: ``apply`` replaces ``speech_handle.py``
+first, ``revert`` restores ``events.py`` first (append ``=ACTION``)."""
+
+
 def cli_env(root: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     if root is not None:
         env["PYTHONPATH"] = str(root)
     env.update(extra or {})
+    if "LKP_FAULTS" in env or "LKP_FAULTS_TRACE" in env:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULTS_DIR), env.get("PYTHONPATH")]))
     return env
 
 

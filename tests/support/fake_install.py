@@ -15,7 +15,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from livekit_agents_patch import matrix
+from livekit_agents_patch.install import matrix
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / ".cache" / "wheels"

@@ -12,8 +12,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from livekit_agents_patch import patching
-from livekit_agents_patch.target import Target
+from livekit_agents_patch.install import patching
+from livekit_agents_patch.install.target import Target
 
 
 def main(dest: Path) -> None:

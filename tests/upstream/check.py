@@ -219,7 +219,8 @@ def check_docs() -> None:
     cited = set(re.findall(r"\b(test_\w+)\b(?!\.py)", doc)) - {"test_contract"}
     missing = sorted(cited - defined) + sorted(set(re.findall(r"\b(Test\w+)::", doc)) - classes)
     scenarios = "".join(
-        (ROOT / "livekit_agents_patch" / name).read_text() for name in ("scenarios.py", "oracle.py")
+        (ROOT / "livekit_agents_patch" / "contract" / name).read_text()
+        for name in ("events.py", "scenarios.py", "oracle.py")
     )
     variants = (ROOT / "tests" / "variants.py").read_text()
     for name in re.findall(r"\*([a-z][a-z_ -]+)\*", doc):

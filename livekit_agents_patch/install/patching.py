@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import applier, unlisted, writer
+from ..exits import Exit
+from . import applier, unlisted, writable, writer
 from .index import STRIP, TARGETS, Index, Release, load, sha256
 from .judging import FileReport, State, describe, from_patched_wheel, judge, read, revision_of
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 
 def release_for(
@@ -146,7 +147,7 @@ def _preflight(
 ) -> tuple[Release, list[FileReport]]:
     release = release_for(target, contents=contents, allow_unlisted=allow_unlisted)
     for relative in TARGETS:
-        writer.real_path(target, relative)
+        writable.real_path(target, relative)
     reports = judge(target, release, contents)
     for report in reports:
         if report.state is State.MISSING:
@@ -226,7 +227,7 @@ def _run(target: Target, *, reverse: bool, allow_unlisted: bool = False) -> str:
         if new is None and original is None:
             notes = writer.clean_leftovers(target)
             return result + "".join(f" ({note})" for note in notes)
-        writer.check_writable(target)
+        writable.check_writable(target)
         recovered = writer.recover(target)
         writer.clean_leftovers(target)
         if new is not None:
@@ -256,7 +257,7 @@ def check(target: Target, *, allow_unlisted: bool = False) -> str:
     contents = {**read(target), **(original or {})}
     result, new = plan(target, contents, reverse=False, allow_unlisted=allow_unlisted)
     if new is not None or original is not None:
-        writer.check_writable(target)
+        writable.check_writable(target)
     if new is not None:
         release = release_for(target, contents=contents, allow_unlisted=allow_unlisted)
         if result.startswith("upgraded"):

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from unidiff.patch import PatchedFile
 
+from ..exits import Exit
 from . import applier
 from .index import STRIP, TARGETS, Index, Release, sha256, version_key
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 FLAG = "--allow-unlisted"
 

@@ -16,40 +16,20 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import errno
 import fcntl
 import json
 import os
-import stat
-import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..exits import Exit
+from . import writable
 from .index import TARGETS, sha256
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 JOURNAL = ".livekit-agents-patch.journal"
 TMP_SUFFIX = ".livekit-agents-patch.tmp"
-CRASH_ENV = "LIVEKIT_AGENTS_PATCH_TEST_CRASH"
-"""Test hook: ``exception`` or ``exit`` between the two file replacements."""
-HOLD_ENV = "LIVEKIT_AGENTS_PATCH_TEST_HOLD"
-"""Test hook: the path of a FIFO; once the lock is held, wait until something writes to it."""
-
-
-def real_path(target: Target, relative: str) -> Path:
-    """The file to write: a symlink is followed only while it stays inside the package."""
-    path = target.path(relative)
-    package = target.package_dir.resolve()
-    real = path.resolve()
-    if not real.is_relative_to(package):
-        raise PatchingError(
-            Exit.IO_ERROR,
-            f"{path} resolves to {real}, outside the package directory {package}: expected a "
-            "file inside it. Refusing to write through the link; nothing was changed. Next: "
-            f"replace the link with the package's own file ({target.reinstall}).",
-        )
-    return real
 
 
 def _directory(target: Target) -> Path:
@@ -75,10 +55,6 @@ def locked(target: Target) -> Iterator[None]:
             print(f"waiting for another livekit-agents-patch run on {directory}", file=sys.stderr)
             sys.stderr.flush()
             fcntl.flock(fd, fcntl.LOCK_EX)
-        if hold := os.environ.get(HOLD_ENV):
-            print("test hook: holding the lock", file=sys.stderr, flush=True)
-            with open(hold) as fifo:
-                fifo.read()
         yield
     finally:
         os.close(fd)
@@ -190,7 +166,7 @@ def recover(target: Target) -> bool:
     if original is None:
         return False
     for relative, data in original.items():
-        path = real_path(target, relative)
+        path = writable.real_path(target, relative)
         if not path.is_file() or path.read_bytes() != data:
             os.replace(_write_temp(path, data, like=path if path.is_file() else None), path)
             _drop_bytecode(target, relative)
@@ -205,23 +181,15 @@ def _drop_bytecode(target: Target, relative: str) -> None:
     Python caches a module under the name it is imported by, which is the link's when the
     target is a symlink inside the package, so both that name and the real file's are cleared.
     """
-    sources = {target.path(relative), real_path(target, relative)}
+    sources = {target.path(relative), writable.real_path(target, relative)}
     for source in sources:
         for pyc in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
             pyc.unlink(missing_ok=True)
 
 
-def _crash_hook() -> None:
-    crash = os.environ.get(CRASH_ENV)
-    if crash == "exit":
-        os._exit(70)
-    if crash:
-        raise OSError("injected crash between the two file writes (test hook)")
-
-
 def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
     """Replace both files, or neither: temporaries and journal first, restore on any failure."""
-    paths = {relative: real_path(target, relative) for relative in new}
+    paths = {relative: writable.real_path(target, relative) for relative in new}
     original = {relative: paths[relative].read_bytes() for relative in new}
     temps: dict[str, Path] = {}
     replaced: list[str] = []
@@ -229,9 +197,7 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
         for relative, data in new.items():
             temps[relative] = _write_temp(paths[relative], data, like=paths[relative])
         _write_journal(target, operation, original, new)
-        for i, relative in enumerate(new):
-            if i == 1:
-                _crash_hook()
+        for relative in new:
             os.replace(temps[relative], paths[relative])
             del temps[relative]  # only once it is gone: a failed replace leaves it to clean up
             replaced.append(relative)
@@ -257,129 +223,13 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
             where = Path(e.filename) if e.filename else _directory(target)
             raise PatchingError(
                 Exit.IO_ERROR,
-                f"cannot write {where}: {e.strerror or e} ({_cause(e, where)}); every file was "
-                "restored to its previous bytes and no temporary file is left. Next: "
-                f"{_remedy(e, where)}, then run the same command again.",
+                f"cannot write {where}: {e.strerror or e} ({writable.cause(e, where)}); every file "
+                "was restored to its previous bytes and no temporary file is left. Next: "
+                f"{writable.remedy(e, where)}, then run the same command again.",
             ) from e
         raise
     _journal_path(target).unlink()
     _fsync_dir(_directory(target))
-
-
-# --- why a write would fail ------------------------------------------------------------------
-
-_FS_IOC_GETFLAGS = 0x80086601  # Linux _IOR('f', 1, long)
-_FS_IMMUTABLE_FL = 0x10
-_FS_APPEND_FL = 0x20
-
-
-def _linux_flags(path: Path) -> int | None:
-    """The file's inode flags (``lsattr``), where the file system has them."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        buf = bytearray(8)
-        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
-        flags: int = struct.unpack_from("i", buf)[0]
-        return flags
-    except OSError:  # not Linux, or a file system without inode flags
-        return None
-    finally:
-        os.close(fd)
-
-
-def _locked_flag(path: Path) -> str | None:
-    """``immutable`` or ``append-only`` when the file or directory carries that flag."""
-    flags = _linux_flags(path)
-    if flags is not None:
-        if flags & _FS_IMMUTABLE_FL:
-            return "immutable"
-        if flags & _FS_APPEND_FL:
-            return "append-only"
-    bsd_flags = getattr(os.lstat(path), "st_flags", 0)  # macOS and the BSDs: chflags
-    if bsd_flags & (stat.UF_IMMUTABLE | stat.SF_IMMUTABLE):
-        return "immutable"
-    if bsd_flags & (stat.UF_APPEND | stat.SF_APPEND):
-        return "append-only"
-    return None
-
-
-def _read_only_mount(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def _owner(path: Path) -> str:
-    st = path.stat()
-    mode = stat.filemode(st.st_mode)
-    return f"owned by uid {st.st_uid}, mode {mode}; this run is uid {os.geteuid()}"
-
-
-def unwritable(target: Target) -> str | None:
-    """Why replacing the targets would fail, naming the real cause; ``None`` if nothing does.
-
-    Replacing a file needs a writable directory on a writable mount, and neither the file nor
-    the directory may carry the immutable or append-only flag (``chattr +i``, ``chflags uchg``),
-    which even root cannot get past without clearing it first.
-    """
-    for relative in TARGETS:
-        path = real_path(target, relative)
-        directory = path.parent
-        if _read_only_mount(directory):
-            return (
-                f"{directory} is on a read-only file system. Next: apply the fix where the "
-                "environment is built, before its file system is made read-only (or install a "
-                "patched wheel)"
-            )
-        for each in (path, directory):
-            if each.exists() and (flag := _locked_flag(each)):
-                kind = "file" if each is path else "directory"
-                return (
-                    f"the {kind} {each} is {flag} (chattr +i/+a). Next: as root, "
-                    f"`chattr -i -a {each}`"
-                )
-        if not os.access(directory, os.W_OK):
-            return (
-                f"the directory {directory} is not writable by this user ({_owner(directory)}). "
-                "Next: run as the owner of the environment, e.g. in the Dockerfile before USER"
-            )
-    return None
-
-
-def check_writable(target: Target) -> None:
-    """Refuse, before anything is written, when a write could not succeed."""
-    reason = unwritable(target)
-    if reason is not None:
-        cause, _, next_step = reason.partition(". Next: ")
-        raise PatchingError(
-            Exit.IO_ERROR,
-            f"expected to be able to replace the target files, but {cause}; nothing was "
-            f"changed. Next: {next_step}, then run the same command again.",
-        )
-
-
-def _cause(e: OSError, path: Path) -> str:
-    if e.errno == errno.EROFS or _read_only_mount(path.parent):
-        return "a read-only file system"
-    flag = next((f for p in (path, path.parent) if p.exists() and (f := _locked_flag(p))), None)
-    if flag:
-        return f"an {flag} file or directory"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "permissions: " + _owner(path.parent)
-    return "an I/O error"
-
-
-def _remedy(e: OSError, path: Path) -> str:
-    cause = _cause(e, path)
-    if cause.startswith("a read-only"):
-        return "apply the fix where the environment is built, before it is made read-only"
-    if cause.startswith("an "):
-        return "as root, `chattr -i -a` the file and its directory"
-    return "make the directory writable (run as its owner)"
 
 
 # --- leftovers -------------------------------------------------------------------------------
@@ -400,7 +250,7 @@ def leftovers(target: Target) -> list[Path]:
 
 def _real_path_or_none(target: Target, relative: str) -> Path | None:
     try:
-        return real_path(target, relative)
+        return writable.real_path(target, relative)
     except PatchingError:
         return None
 

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exits import Exit
 from . import judging, unlisted, writer
 from .index import TARGETS, load
 from .judging import FileReport, State
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 
 @dataclass

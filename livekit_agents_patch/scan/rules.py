@@ -23,8 +23,8 @@ import ast
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
-from .scan_messages import WAIT, Hit, Messages
-from .scan_names import Names
+from .messages import WAIT, Hit, Messages
+from .names import Names
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _TRIES: tuple[type[ast.stmt], ...] = tuple(

@@ -3,7 +3,7 @@ swallowed, statically (standard library ``ast``; the scanned code is never impor
 
 ``scan(paths)`` walks files and directories (``*.py``, skipping virtualenvs, ``site-packages``,
 ``node_modules``, ``__pycache__`` and hidden directories, never following a symlink out of the
-tree), applies ``scan_rules`` to each file and returns the findings as data, sorted by path,
+tree), applies ``rules`` to each file and returns the findings as data, sorted by path,
 line and column. ``# noqa`` and ``# noqa: CODE[, CODE]`` on a finding's line silence it, as in
 ruff.
 
@@ -30,9 +30,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .scan_messages import SEVERITY, UNREADABLE, WAIT
-from .scan_rules import analyse
-from .target import Exit
+from ..exits import Exit
+from .messages import SEVERITY, UNREADABLE, WAIT
+from .rules import analyse
 
 _WAIT_BYTES = WAIT.encode("ascii")
 _PER_WORKER = 1000

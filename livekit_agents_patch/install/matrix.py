@@ -229,7 +229,7 @@ def table(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.matrix")
+    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.install.matrix")
     parser.add_argument("--write-index", action="store_true", help="rewrite patches/index.json")
     parser.add_argument(
         "--pypi", action="store_true", help="also check releases on PyPI missing from the index"

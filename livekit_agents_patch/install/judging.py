@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..exits import Exit
 from .index import TARGETS, Index, Release, load, sha256
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 
 class State(enum.Enum):

@@ -1,6 +1,6 @@
 """The one index of the patches: which patch serves which release, and the files' hashes.
 
-``patches/index.json`` is written by ``make index`` (``python -m livekit_agents_patch.matrix
+``patches/index.json`` is written by ``make index`` (``python -m livekit_agents_patch.install.matrix
 --write-index``) from the real wheels; every tool and test reads it through this module.
 """
 
@@ -23,7 +23,7 @@ STRIP = 1
 
 def patches_dir() -> Path:
     """``patches/`` shipped in the wheel, or the repository's when run from a checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package, beside the checkout's patches/
     for candidate in (here / "patches", here.parent / "patches"):
         if (candidate / "index.json").is_file():
             return candidate

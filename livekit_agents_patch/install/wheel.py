@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from ..exits import Exit
 from . import matrix, patching
 from .index import TARGETS, Release, load, local_version, sha256
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 PACKAGE = "livekit_agents"
 """The distribution's name as wheel and dist-info names spell it."""

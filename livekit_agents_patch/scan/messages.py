@@ -10,7 +10,7 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .scan_names import Names
+from .names import Names
 
 SWALLOWED = "LKP001"
 BEHAVIOUR_CHANGE = "LKP002"

@@ -4,120 +4,43 @@ contract after every step.
 A scenario is the order and timing of what happens *to* a speech from the outside: waiters start,
 the speech is interrupted, its steps are authorized and marked done, the clock moves, waiters
 are cancelled, with a chosen number of loop yields between events. asyncio's ready queue is never
-reordered: everything inside one loop turn runs in the order real asyncio runs it. This module is
-the interpreter: it drives the subject through the events and records what each waiter does. The
-oracle (``oracle.py``: a model of the handle) decides, from the order of the transitions alone,
-how each waiter must end, and which property an observed run breaks; ``run_scenario`` raises
-``PropertyViolation`` with the scenario written out in words as soon as the real subject
-disagrees.
+reordered: everything inside one loop turn runs in the order real asyncio runs it. The events are
+data (``events.py``); this module is the interpreter: it drives the subject through them and
+records what each waiter does. The oracle (``oracle.py``: a model of the handle) decides, from the
+order of the transitions alone, how each waiter must end, and which property an observed run
+breaks; ``run_scenario`` raises ``PropertyViolation`` with the scenario written out in words as
+soon as the real subject disagrees.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import looptime
 
 # re-exported: the names of the scenario language and its verdicts, used with the events
+from .events import ISSUE_5359 as ISSUE_5359
+from .events import Advance as Advance
+from .events import Authorize as Authorize
+from .events import Cancel as Cancel
+from .events import Event as Event
+from .events import Interrupt as Interrupt
+from .events import MarkDone as MarkDone
+from .events import MarkGenerationDone as MarkGenerationDone
+from .events import Scenario as Scenario
+from .events import StartWaiter as StartWaiter
+from .events import Step as Step
+from .events import Subject as Subject
+from .events import describe
 from .oracle import CLOCK_RESOLUTION as CLOCK_RESOLUTION
 from .oracle import PROMPT_YIELDS as PROMPT_YIELDS
 from .oracle import Generation, Mark, Model, Waiter, waiter_violation
 from .oracle import Kind as Kind
 from .oracle import Outcome as Outcome
 from .oracle import PropertyViolation as PropertyViolation
-
-
-class Subject(Protocol):
-    """What the scenarios run against: the vendored copy, a variant of it, or real upstream."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def timeout(self) -> float | None:
-        """Seconds after an interrupt at which the speech is forced done; ``None``: never."""
-
-    @property
-    def interrupted_error(self) -> type[BaseException]: ...
-
-    def new_handle(self, allow_interruptions: bool) -> Any: ...
-
-    def new_run_context(self, handle: Any, step: int) -> Any: ...
-
-
-# --- events -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StartWaiter:
-    kind: Kind
-    step: int = 0
-    """For per-step kinds: the step, modulo the steps authorized so far."""
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    force: bool = False
-
-
-@dataclass(frozen=True)
-class Authorize:
-    """The owner authorizes the speech's next step (generation)."""
-
-
-@dataclass(frozen=True)
-class MarkGenerationDone:
-    """The owner marks the current step's playout finished."""
-
-
-@dataclass(frozen=True)
-class MarkDone:
-    """The owner marks the whole speech done (its teardown finished)."""
-
-
-@dataclass(frozen=True)
-class Advance:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Cancel:
-    waiter: int
-    """Index among the waiters started so far, modulo their number."""
-
-
-# Union, not `|`: this module runs in the target, which may be Python 3.9
-Event = Union[StartWaiter, Interrupt, Authorize, MarkGenerationDone, MarkDone, Advance, Cancel]
-
-
-@dataclass(frozen=True)
-class Step:
-    event: Event
-    yields: int = 0
-    """Loop iterations the driver lets pass after the event."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    steps: Sequence[Step]
-    allow_interruptions: bool = True
-
-
-ISSUE_5359 = Scenario(
-    [
-        Step(Authorize()),
-        Step(StartWaiter(Kind.TOOL), yields=1),
-        Step(Interrupt(force=True)),
-        Step(Advance(6.0)),
-    ]
-)
-"""The report of livekit/agents#5359 in miniature: a tool waits for its preamble's playout, the
-speech is interrupted, the owner never marks the step done."""
-
 
 # --- the runner ---------------------------------------------------------------------------------
 
@@ -261,7 +184,7 @@ class _Run:
             return None
         else:
             return self.cancel(event.waiter)
-        self.decide_all(self.mark(_describe(event)))
+        self.decide_all(self.mark(describe(event)))
         return note
 
     def mark_done(self) -> str | None:
@@ -314,7 +237,7 @@ class _Run:
         step = event.step % steps if event.kind.per_step else 0
         waiter = Waiter(len(self.waiters) + 1, event.kind, step)
         self.waiters.append(waiter)
-        self.lines[-1] = self.lines[-1].replace(_describe(event), f"start {waiter.label}")
+        self.lines[-1] = self.lines[-1].replace(describe(event), f"start {waiter.label}")
         outcome = self.model.decide(waiter.kind, waiter.step)
         if outcome is not None:
             waiter.expected, waiter.decided = outcome, self.mark("its start")
@@ -420,7 +343,7 @@ class _Run:
 
         self.loop.create_future = counting_create_future  # type: ignore[method-assign]
         for step in self.scenario.steps:
-            self.log(_describe(step.event))
+            self.log(describe(step.event))
             note = await self.apply(step.event)
             if note:
                 self.lines[-1] += f"  ({note})"
@@ -450,22 +373,6 @@ class _Run:
         pending = [t for t in asyncio.all_tasks() if t is not current]
         if pending:
             raise self.fail("nothing left behind", f"{len(pending)} task(s) still pending")
-
-
-def _describe(event: Event) -> str:
-    if isinstance(event, Interrupt):
-        return f"interrupt(force={event.force})"
-    if isinstance(event, Authorize):
-        return "authorize the next step"
-    if isinstance(event, MarkGenerationDone):
-        return "mark the current step's playout done"
-    if isinstance(event, MarkDone):
-        return "mark the speech done"
-    if isinstance(event, Advance):
-        return f"advance the clock {event.seconds:.3f} s"
-    if isinstance(event, Cancel):
-        return "cancel a waiter"
-    return f"start {event.kind.value}"
 
 
 def run_scenario(subject: Subject, scenario: Scenario) -> None:

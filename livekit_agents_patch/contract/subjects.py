@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from .reference.voice import events, speech_handle
+from ..reference.voice import events, speech_handle
 
 
 @dataclass(frozen=True)

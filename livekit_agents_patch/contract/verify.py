@@ -1,9 +1,9 @@
 """The regression gate's checks, run inside the target interpreter.
 
-``livekit-agents-patch verify`` (``harness.py``) starts this module in the interpreter ``--python``
-names, with nothing of the tool's environment on the path but this package. ``main`` prints
-exactly one JSON object on its last line (echoing ``--nonce``, and naming this file as
-``harness``) whose ``exit`` is its exit code:
+``livekit-agents-patch verify`` (``install/verify_target.py``) starts this module in the
+interpreter ``--python`` names, with nothing of the tool's environment on the path but this
+package. ``main`` prints exactly one JSON object on its last line (echoing ``--nonce``, and
+naming this file as ``harness``) whose ``exit`` is its exit code:
 
 - 0: every property holds in every explored scenario;
 - 1: a property does not hold (``property``, ``detail``, ``trace``: the shrunk counterexample);
@@ -26,7 +26,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from .target import Exit
+from ..exits import Exit
 
 if TYPE_CHECKING:
     from .subjects import Classes
@@ -162,7 +162,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.verify")
+    parser = argparse.ArgumentParser(prog="python -m livekit_agents_patch.contract.verify")
     parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--nonce", default="")
     parser.add_argument("--state", default=None)

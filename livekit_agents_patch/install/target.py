@@ -1,37 +1,11 @@
-"""What the commands act on and how they end: the installed livekit-agents, exits, refusals."""
+"""What the install commands act on and how they refuse: the installed livekit-agents, refusals."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class Exit(enum.IntEnum):
-    """Exit codes, one per outcome a script may want to tell apart."""
-
-    OK = 0
-    """Done, already done, or (``status``) patched."""
-    VIOLATION = 1
-    """``verify``: a property of the contract does not hold."""
-    USAGE = 2
-    """Bad arguments, an interpreter that cannot be run, an unreadable patch."""
-    NOT_INSTALLED = 3
-    UNSUPPORTED = 4
-    FOREIGN_EDIT = 5
-    """A target file is neither pristine nor patched, missing, or the two disagree."""
-    PRISTINE = 6
-    """``status``: the fix is not applied."""
-    IO_ERROR = 7
-    """Cannot write (read-only, another owner, symlink out of the package); nothing changed."""
-    INTERRUPTED = 8
-    """``status``: a run was killed mid-write; the next apply or revert rolls it back."""
-    CANNOT_VERIFY = 9
-    """The contract's checks could not run on this target (harness error, missing verify
-    dependencies, unsupported Python, or, for ``--allow-unlisted``, the patched copy): never 0,
-    never 1."""
-    INTERNAL = 10
-    """A bug in this tool: the traceback is printed (in JSON too); a failed write is rolled back."""
+from ..exits import Exit
 
 
 class PatchingError(Exception):

@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..exits import Exit
 from . import environment, status
 from .index import load
-from .target import Exit, PatchingError
+from .target import PatchingError
 
 OLDEST_PYTHON = (3, 9)
 """The oldest Python the checks run on (livekit-agents 1.2.18 to 1.3.12 support 3.9)."""
@@ -33,7 +34,7 @@ _RUNNER = (
     "    del sys.path[0]\n"
     "sys.path.insert(0, sys.argv[1])\n"
     "sys.dont_write_bytecode = True\n"
-    "from livekit_agents_patch.verify import main\n"
+    "from livekit_agents_patch.contract.verify import main\n"
     "raise SystemExit(main(sys.argv[2:]))\n"
 )
 
@@ -67,7 +68,7 @@ def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
         state = None
     nonce = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="livekit-agents-patch-") as lent:
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parents[1]  # the whole package: contract/ and reference/
         shutil.copytree(
             package,
             Path(lent) / package.name,

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..exits import Exit
 from .index import TARGETS, split_local
-from .target import Exit, PatchingError, Target
+from .target import PatchingError, Target
 
 # runs in the target interpreter: keep it to the standard library of any Python 3. argv[1] is a
 # nonce the answer must echo, so that a program which is not Python (/bin/true, /usr/bin/env, a
