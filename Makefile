@@ -32,6 +32,9 @@ $(VENVS)/lk-%/.ok: pyproject.toml
 	$(VENVS)/lk-$*/bin/python -m pip install $(PIP_QUIET) -e '.[dev]'
 	touch $@
 
+# a venv is no intermediate file: make must not delete its marker after building the overlay
+.PRECIOUS: $(VENVS)/lk-%/.ok
+
 # ... and beside it `patched/`, a copy of its livekit/agents patched by our own `apply` (put it
 # first on PYTHONPATH); rebuilt whenever the patch or the index changes
 $(VENVS)/lk-%/.patched.ok: $(VENVS)/lk-%/.ok patches/index.json patches/*.patch
