@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import __version__, usage
+from . import __version__, stopping, usage
 from .exits import Exit
 from .install import environment, patching, status, unlisted, verify_target, wheel
 from .install.index import TARGETS, load
@@ -39,7 +39,8 @@ EXIT_HELP = """exit codes:
   9  the checks could not run on this target (harness error, hypothesis or looptime
      missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
      verdict on the fix
- 10  internal error: a bug in this tool (the traceback is printed); report it"""
+ 10  internal error: a bug in this tool (the traceback is printed); report it
+129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM"""
 
 
 _Parser = usage.Parser
@@ -299,7 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
     try:
+        stopping.raise_on_signals()
         return _main(argv)
+    except stopping.Stopped as e:
+        message = (
+            f"stopped by {e.name} before it finished. Next: `{PROG} status` says what the files "
+            "are now; run the same command again to finish it."
+        )
+        code = Exit(128 + e.signum)
+        return _emit(_Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
     except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
         trace = traceback.format_exc()
         message = (

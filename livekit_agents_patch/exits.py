@@ -31,3 +31,9 @@ class Exit(enum.IntEnum):
     never 1."""
     INTERNAL = 10
     """A bug in this tool: the traceback is printed (in JSON too); a failed write is rolled back."""
+    SIGHUP = 129
+    """Stopped by SIGHUP (128 + its number, as a shell reports it); so are the two below."""
+    SIGINT = 130
+    """Stopped by SIGINT (Ctrl-C)."""
+    SIGTERM = 143
+    """Stopped by SIGTERM (``docker stop``, a CI job's cancel)."""

@@ -12,6 +12,7 @@ import json
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -391,6 +392,29 @@ def test_concurrent_applies_race(install: Install) -> None:
     assert results == ["already applied"] * 3 + ["applied"]
     assert all(p.returncode == 0 for p in procs)
     assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+    install.no_leftovers()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_signal_ends_the_command_with_one_line_and_128_plus_its_number(
+    install: Install, signal_name: str, as_json: bool
+) -> None:
+    """Before: SIGTERM and SIGHUP killed the process where it stood (no line, no JSON, exit -15
+    / -1), SIGINT printed a traceback and exit 1. Delivered once the lock is held, before any
+    write: nothing changed."""
+    before = snapshot(install.root)
+    env = faults(f"fcntl.flock#1:after={signal_name}")
+    done = cli("apply", *(["--json"] if as_json else []), root=install.root, env=env)
+    code = 128 + int(getattr(signal, signal_name))
+    assert done.returncode == code, done.stderr
+    message = f"stopped by {signal_name} before it finished"
+    if as_json:
+        data = json_of(done)
+        assert message in str(data["error"]) and done.stderr == ""
+    else:
+        assert done.stdout == "" and message in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(install.root) == before
     install.no_leftovers()
 
 
