@@ -33,6 +33,11 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 
 def raise_on_signals() -> None:
-    """From now on, SIGINT, SIGTERM and SIGHUP raise ``Stopped`` in the main thread."""
+    """From now on, SIGINT, SIGTERM and SIGHUP raise ``Stopped`` in the main thread.
+
+    A signal the process inherited as ignored stays ignored: ``nohup`` ignores SIGHUP, and a
+    shell ignores SIGINT for a job it starts in the background; both mean "do not stop me".
+    """
     for signum in SIGNALS:
-        signal.signal(signum, _raise)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _raise)

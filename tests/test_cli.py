@@ -418,6 +418,22 @@ def test_a_signal_ends_the_command_with_one_line_and_128_plus_its_number(
     install.no_leftovers()
 
 
+def test_an_ignored_signal_stays_ignored(install: Install) -> None:
+    """``nohup`` ignores SIGHUP (and a shell's background job, SIGINT): the run goes on."""
+    command = [PYTHON, "-m", "livekit_agents_patch", "apply"]
+    env = cli_env(install.root, faults("fcntl.flock#1:after=SIGHUP", "fcntl.flock#1:after=SIGINT"))
+    done = subprocess.run(
+        ["nohup", *command] if shutil.which("nohup") else command,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd="/",
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert done.returncode == 0, done.stderr
+    assert install.state() == {SPEECH: "patched", EVENTS: "patched"}
+
+
 @pytest.mark.parametrize("command", ["apply", "revert"])
 def test_injected_exception_between_the_writes_restores_everything(
     install: Install, command: str
