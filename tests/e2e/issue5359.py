@@ -46,7 +46,8 @@ from livekit.agents import (
 )
 from livekit.agents.voice import io, speech_handle
 
-OutputKind = Literal["acknowledging", "non-acknowledging"]
+OutputKind = Literal["acknowledging", "non-acknowledging", "roomio"]
+"""``roomio``: RoomIO's own output on a real ``rtc.AudioSource`` (wall clock, room_output.py)."""
 OUTPUTS: tuple[OutputKind, ...] = ("acknowledging", "non-acknowledging")
 PathKind = Literal["pipeline", "realtime", "realtime-streaming"]
 """The SDK's path: scripted LLM + TTS, or a realtime model (fake_realtime.py) in either order."""
@@ -457,8 +458,9 @@ def _session_kwargs(llm_: Any, tts_: tts.TTS[Any] | None) -> dict[str, Any]:
 
 
 class _Run:
-    def __init__(self, output: OutputKind, path: PathKind) -> None:
+    def __init__(self, output: OutputKind, path: PathKind, observe_for: float) -> None:
         self.outcome = Outcome(output=output, path=path)
+        self.observe_for = observe_for
         self.tool_started = asyncio.Event()
         self.preamble_playing = asyncio.Event()
         self.tts = MarkedTTS()
@@ -481,6 +483,7 @@ class _Run:
         self.texts = self.tts.texts if self.realtime is None else self.realtime.texts
         """``texts[n - 1]``: the text whose audio carries marker ``n``."""
         self.loop = asyncio.get_running_loop()
+        self.t0 = self.loop.time()  # 0.0 on the virtual clock
         self.snapshot = self.outcome
 
     def on_model_interrupt(self, generating: bool) -> None:
@@ -492,7 +495,7 @@ class _Run:
         self.outcome.truncates.append((self.now(), audio_end_ms, transcript or ""))
 
     def now(self) -> float:
-        return round(self.loop.time(), 6)
+        return round(self.loop.time() - self.t0, 6)
 
     def note(self, what: str) -> None:
         self.outcome.events.append((self.now(), what))
@@ -527,12 +530,25 @@ class _Run:
     async def main(self) -> Outcome:
         """Run the scenario; return the record as it stood at the end of the window."""
         out = self.outcome
-        output = PlayingAudioOutput(
-            acknowledges_clear=out.output == "acknowledging",
-            clock=self.now,
-            on_first_frame=self.on_first_frame,
-            on_clear=self.on_clear,
-        )
+        output: io.AudioOutput
+        if out.output == "roomio":
+            from room_output import RoomAudioOutput
+
+            room_output = RoomAudioOutput(
+                sample_rate=SAMPLE_RATE,
+                clock=self.now,
+                on_first_frame=self.on_first_frame,
+                on_clear=self.on_clear,
+            )
+            room_output.start_without_room()
+            output = room_output
+        else:
+            output = PlayingAudioOutput(
+                acknowledges_clear=out.output == "acknowledging",
+                clock=self.now,
+                on_first_frame=self.on_first_frame,
+                on_clear=self.on_clear,
+            )
         if self.realtime is None:
             kwargs = _session_kwargs(ScriptedLLM(self.on_llm_call), self.tts)
         else:
@@ -598,7 +614,7 @@ class _Run:
         waiters = [asyncio.create_task(await_handle()), asyncio.create_task(handle_wait())]
         if PATCHED:
             waiters.append(asyncio.create_task(handle_wait_raising()))
-        await asyncio.sleep(OBSERVE_FOR)
+        await asyncio.sleep(self.observe_for)
         for task in waiters:
             task.cancel()
         self.note("end of the observation window")
@@ -629,13 +645,20 @@ def _sdk_logs(holder: "list[_Run]") -> Iterator[None]:
             logger.setLevel(level)
 
 
-def run_scenario(output: OutputKind, path: PathKind = "pipeline") -> Outcome:
-    """Run the scenario once, in a fresh virtual-clock loop, and return what happened."""
-    loop = looptime.new_event_loop(start=0.0)
+def run_scenario(
+    output: OutputKind, path: PathKind = "pipeline", observe_for: float = OBSERVE_FOR
+) -> Outcome:
+    """Run the scenario once, in a fresh loop, and return what happened.
+
+    The loop is virtual (``looptime``) but for the ``roomio`` output, whose native audio
+    source runs on the wall clock: that run's times are real seconds, with their spread.
+    """
+    wall = output == "roomio"
+    loop = asyncio.new_event_loop() if wall else looptime.new_event_loop(start=0.0)
     holder: list[_Run] = []
 
     async def entry() -> Outcome:
-        run = _Run(output, path)
+        run = _Run(output, path, observe_for)
         holder.append(run)
         return await run.main()
 
