@@ -1,9 +1,13 @@
 """The scenario of livekit/agents#5359 in a real ``AgentSession``, on a virtual clock.
 
-No room, no network, no model: a scripted LLM, a TTS that makes constant, near-silent PCM, and
-an audio output that plays in (virtual) real time. The scenario is the user's report:
+No room, no network, no model: on the pipeline path a scripted LLM and a TTS that makes
+constant, near-silent PCM; on the realtime path (the original report's) a realtime model of our
+own (fake_realtime.py) that speaks audio and text itself, and sends the function call after the
+message (``realtime``, OpenAI's order) or while the audio is still streaming
+(``realtime-streaming``). The audio output plays in (virtual) real time. The scenario is the
+user's report:
 
-1. the user asks for a report; the LLM says a preamble and calls ``run_report``, whose body
+1. the user asks for a report; the model says a preamble and calls ``run_report``, whose body
    awaits ``ctx.wait_for_playout()`` before doing its work;
 2. while the preamble plays, the app calls ``session.interrupt(force=True)`` and
    ``session.generate_reply(user_input="Actually, never mind, do something else!")``;
@@ -15,8 +19,10 @@ avatar or datastream output whose acknowledgement never comes).
 
 Everything runs in a fresh ``looptime`` event loop starting at 0.0: every ``asyncio.sleep`` and
 timer (the SDK's 5 s interruption timeout included) costs no wall time, and every time recorded
-here is loop time, deterministic from run to run. This module imports ``livekit.agents`` and works
-with releases 1.2.2 to 1.8.9; it bridges their API differences itself.
+here is loop time, deterministic from run to run; except for the ``roomio`` output (RoomIO's own,
+on a real ``rtc.AudioSource``: room_output.py), whose native source runs on the wall clock, so
+that run uses a plain loop. This module imports ``livekit.agents`` and works with releases
+1.2.2 to 1.8.9; it bridges their API differences itself.
 """
 
 import asyncio

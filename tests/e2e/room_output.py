@@ -11,14 +11,10 @@ The native source runs on the wall clock, so a scenario using it runs on a plain
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
+from issue5359 import marker_of
 from livekit import rtc
 from livekit.agents.voice.room_io._output import _ParticipantAudioOutput
-
-
-def _marker(frame: rtc.AudioFrame) -> int:
-    return int(memoryview(frame.data).cast("B").cast("h")[0]) if frame.samples_per_channel else 0
 
 
 class RoomAudioOutput(_ParticipantAudioOutput):
@@ -52,7 +48,7 @@ class RoomAudioOutput(_ParticipantAudioOutput):
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         if self._new_segment:
             self._new_segment = False
-            self._segment_marker = _marker(frame)
+            self._segment_marker = marker_of(frame)
         await super().capture_frame(frame)
 
     def flush(self) -> None:
@@ -63,6 +59,3 @@ class RoomAudioOutput(_ParticipantAudioOutput):
         self._on_clear(self._clock())
         self._new_segment = True
         super().clear_buffer()
-
-    async def aclose(self, *args: Any) -> None:
-        await super().aclose()
