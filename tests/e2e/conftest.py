@@ -8,7 +8,7 @@ are deselected (pytest counts them).
 from collections.abc import Callable
 
 import pytest
-from issue5359 import Outcome, OutputKind, run_scenario
+from issue5359 import Outcome, OutputKind, PathKind, run_scenario
 
 from livekit_agents_patch.contract import subjects
 
@@ -30,13 +30,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def outcomes(subject: subjects.Classes) -> Callable[[OutputKind], Outcome]:
-    """The scenario's record for an output, run on first use (``subject`` checks --expect)."""
-    cache: dict[OutputKind, Outcome] = {}
+def outcomes(subject: subjects.Classes) -> Callable[..., Outcome]:
+    """The scenario's record for an output and SDK path, run on first use (``subject`` checks
+    --expect); the path is the pipeline unless told."""
+    cache: dict[tuple[OutputKind, PathKind], Outcome] = {}
 
-    def get(output: OutputKind) -> Outcome:
-        if output not in cache:
-            cache[output] = run_scenario(output)
-        return cache[output]
+    def get(output: OutputKind, path: PathKind = "pipeline") -> Outcome:
+        if (output, path) not in cache:
+            cache[output, path] = run_scenario(output, path)
+        return cache[output, path]
 
     return get

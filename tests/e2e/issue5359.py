@@ -1,9 +1,13 @@
 """The scenario of livekit/agents#5359 in a real ``AgentSession``, on a virtual clock.
 
-No room, no network, no model: a scripted LLM, a TTS that makes constant, near-silent PCM, and
-an audio output that plays in (virtual) real time. The scenario is the user's report:
+No room, no network, no model: on the pipeline path a scripted LLM and a TTS that makes
+constant, near-silent PCM; on the realtime path (the original report's) a realtime model of our
+own (fake_realtime.py) that speaks audio and text itself, and sends the function call after the
+message (``realtime``, OpenAI's order) or while the audio is still streaming
+(``realtime-streaming``). The audio output plays in (virtual) real time. The scenario is the
+user's report:
 
-1. the user asks for a report; the LLM says a preamble and calls ``run_report``, whose body
+1. the user asks for a report; the model says a preamble and calls ``run_report``, whose body
    awaits ``ctx.wait_for_playout()`` before doing its work;
 2. while the preamble plays, the app calls ``session.interrupt(force=True)`` and
    ``session.generate_reply(user_input="Actually, never mind, do something else!")``;
@@ -15,8 +19,10 @@ avatar or datastream output whose acknowledgement never comes).
 
 Everything runs in a fresh ``looptime`` event loop starting at 0.0: every ``asyncio.sleep`` and
 timer (the SDK's 5 s interruption timeout included) costs no wall time, and every time recorded
-here is loop time, deterministic from run to run. This module imports ``livekit.agents`` and works
-with releases 1.2.2 to 1.8.9; it bridges their API differences itself.
+here is loop time, deterministic from run to run; except for the ``roomio`` output (RoomIO's own,
+on a real ``rtc.AudioSource``: room_output.py), whose native source runs on the wall clock, so
+that run uses a plain loop. This module imports ``livekit.agents`` and works with releases
+1.2.2 to 1.8.9; it bridges their API differences itself.
 """
 
 import asyncio
@@ -32,6 +38,7 @@ from importlib.metadata import version
 from typing import Any, Literal
 
 import looptime
+from fake_realtime import FakeRealtimeModel, Hooks, Order, Script
 from livekit import rtc
 from livekit.agents import (
     DEFAULT_API_CONNECT_OPTIONS,
@@ -45,8 +52,16 @@ from livekit.agents import (
 )
 from livekit.agents.voice import io, speech_handle
 
-OutputKind = Literal["acknowledging", "non-acknowledging"]
+OutputKind = Literal["acknowledging", "non-acknowledging", "roomio"]
+"""``roomio``: RoomIO's own output on a real ``rtc.AudioSource`` (wall clock, room_output.py)."""
 OUTPUTS: tuple[OutputKind, ...] = ("acknowledging", "non-acknowledging")
+PathKind = Literal["pipeline", "realtime", "realtime-streaming"]
+"""The SDK's path: scripted LLM + TTS, or a realtime model (fake_realtime.py) in either order."""
+PATHS: tuple[PathKind, ...] = ("pipeline", "realtime", "realtime-streaming")
+REALTIME_ORDER: dict[PathKind, Order] = {
+    "realtime": "after-message",
+    "realtime-streaming": "while-streaming",
+}
 
 FIRST_INPUT = "Please run the quarterly report."
 PREAMBLE = "Sure, let me run that for you now."
@@ -87,6 +102,7 @@ class Outcome:
     """What one run of the scenario did, in loop seconds (``None``: did not happen)."""
 
     output: OutputKind
+    path: PathKind = "pipeline"
     release: str = RELEASE
     patched: bool = PATCHED
     interrupted_at: float | None = None
@@ -120,6 +136,12 @@ class Outcome:
     """The session's chat history at the end of the observation window."""
     records: list[tuple[float, int, str, str]] = field(default_factory=list)
     """SDK log records at WARNING or above: (time, level, logger, message)."""
+    model_interrupts: list[tuple[float, bool]] = field(default_factory=list)
+    """Realtime: each ``RealtimeSession.interrupt()`` (time, a response was still generating)."""
+    truncates: list[tuple[float, int, str]] = field(default_factory=list)
+    """Realtime: each ``RealtimeSession.truncate()`` (time, audio_end_ms, transcript)."""
+    model_items: list[tuple[str, str, str]] = field(default_factory=list)
+    """Realtime: the model's own copy of the conversation at the end of the window."""
     closed_cleanly: bool = False
     """Whether ``session.aclose()`` finished within ``CLOSE_TIMEOUT`` after the window."""
     teardown: list[str] = field(default_factory=list)
@@ -171,17 +193,27 @@ def _last_item(chat_ctx: llm.ChatContext) -> Any:
     return items[-1] if items else None
 
 
+def script_reply(chat_ctx: llm.ChatContext) -> tuple[str, bool]:
+    """The one script both paths answer from: (text, whether to call the tool)."""
+    last = _last_item(chat_ctx)
+    if last is not None and last.type == "message" and last.text_content == FIRST_INPUT:
+        return PREAMBLE, True
+    if last is not None and last.type == "message" and last.text_content == SECOND_INPUT:
+        return SECOND_REPLY, False
+    if last is not None and last.type == "function_call_output":
+        return TOOL_REPLY, False
+    return "", False
+
+
+def _realtime_reply(chat_ctx: llm.ChatContext) -> tuple[str, llm.FunctionCall | None]:
+    text, call = script_reply(chat_ctx)
+    return text, llm.FunctionCall(call_id=CALL_ID, name=TOOL_NAME, arguments="{}") if call else None
+
+
 class _ScriptedStream(llm.LLMStream):
     async def _run(self) -> None:
         await asyncio.sleep(LLM_LATENCY)
-        last = _last_item(self._chat_ctx)
-        text, call = "", False
-        if last is not None and last.type == "message" and last.text_content == FIRST_INPUT:
-            text, call = PREAMBLE, True
-        elif last is not None and last.type == "message" and last.text_content == SECOND_INPUT:
-            text = SECOND_REPLY
-        elif last is not None and last.type == "function_call_output":
-            text = TOOL_REPLY
+        text, call = script_reply(self._chat_ctx)
         request_id = f"req_{id(self)}"
         for word in text.split(" "):
             delta = llm.ChoiceDelta(role="assistant", content=word + " ")
@@ -417,9 +449,11 @@ def _summary(items: list[Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _session_kwargs(llm_: llm.LLM[Any], tts_: tts.TTS[Any]) -> dict[str, Any]:
+def _session_kwargs(llm_: Any, tts_: tts.TTS[Any] | None) -> dict[str, Any]:
     params = inspect.signature(AgentSession.__init__).parameters
-    kwargs: dict[str, Any] = {"llm": llm_, "tts": tts_, "user_away_timeout": None}
+    kwargs: dict[str, Any] = {"llm": llm_, "user_away_timeout": None}
+    if tts_ is not None:
+        kwargs["tts"] = tts_
     if "turn_handling" in params:  # newer releases: turn settings live in turn_handling
         kwargs["turn_handling"] = {"turn_detection": "manual"}
     else:
@@ -430,16 +464,44 @@ def _session_kwargs(llm_: llm.LLM[Any], tts_: tts.TTS[Any]) -> dict[str, Any]:
 
 
 class _Run:
-    def __init__(self, output: OutputKind) -> None:
-        self.outcome = Outcome(output=output)
+    def __init__(self, output: OutputKind, path: PathKind, observe_for: float) -> None:
+        self.outcome = Outcome(output=output, path=path)
+        self.observe_for = observe_for
         self.tool_started = asyncio.Event()
         self.preamble_playing = asyncio.Event()
         self.tts = MarkedTTS()
+        self.realtime: FakeRealtimeModel | None = None
+        if path != "pipeline":
+            self.realtime = FakeRealtimeModel(
+                script=Script(
+                    respond=_realtime_reply,
+                    latency=LLM_LATENCY,
+                    seconds_per_char=SECONDS_PER_CHAR,
+                    sample_rate=SAMPLE_RATE,
+                ),
+                hooks=Hooks(
+                    on_generate=self.on_llm_call,
+                    on_interrupt=self.on_model_interrupt,
+                    on_truncate=self.on_truncate,
+                ),
+                order=REALTIME_ORDER[path],
+            )
+        self.texts = self.tts.texts if self.realtime is None else self.realtime.texts
+        """``texts[n - 1]``: the text whose audio carries marker ``n``."""
         self.loop = asyncio.get_running_loop()
+        self.t0 = self.loop.time()  # 0.0 on the virtual clock
         self.snapshot = self.outcome
 
+    def on_model_interrupt(self, generating: bool) -> None:
+        self.note(f"model interrupt() ({'while generating' if generating else 'idle'})")
+        self.outcome.model_interrupts.append((self.now(), generating))
+
+    def on_truncate(self, message_id: str, audio_end_ms: int, transcript: str | None) -> None:
+        self.note(f"model truncate({message_id}, audio_end_ms={audio_end_ms})")
+        self.outcome.truncates.append((self.now(), audio_end_ms, transcript or ""))
+
     def now(self) -> float:
-        return round(self.loop.time(), 6)
+        return round(self.loop.time() - self.t0, 6)
 
     def note(self, what: str) -> None:
         self.outcome.events.append((self.now(), what))
@@ -453,7 +515,7 @@ class _Run:
             self.outcome.reply2_llm_called_at = self.now()
 
     def on_first_frame(self, marker: int, at: float) -> None:
-        text = self.tts.texts[marker - 1] if 0 < marker <= len(self.tts.texts) else "?"
+        text = self.texts[marker - 1] if 0 < marker <= len(self.texts) else "?"
         self.note(f"audio starts playing: {text!r}")
         if text == PREAMBLE:
             self.preamble_playing.set()
@@ -474,13 +536,30 @@ class _Run:
     async def main(self) -> Outcome:
         """Run the scenario; return the record as it stood at the end of the window."""
         out = self.outcome
-        output = PlayingAudioOutput(
-            acknowledges_clear=out.output == "acknowledging",
-            clock=self.now,
-            on_first_frame=self.on_first_frame,
-            on_clear=self.on_clear,
-        )
-        session = AgentSession(**_session_kwargs(ScriptedLLM(self.on_llm_call), self.tts))
+        output: io.AudioOutput
+        if out.output == "roomio":
+            from room_output import RoomAudioOutput
+
+            room_output = RoomAudioOutput(
+                sample_rate=SAMPLE_RATE,
+                clock=self.now,
+                on_first_frame=self.on_first_frame,
+                on_clear=self.on_clear,
+            )
+            room_output.start_without_room()
+            output = room_output
+        else:
+            output = PlayingAudioOutput(
+                acknowledges_clear=out.output == "acknowledging",
+                clock=self.now,
+                on_first_frame=self.on_first_frame,
+                on_clear=self.on_clear,
+            )
+        if self.realtime is None:
+            kwargs = _session_kwargs(ScriptedLLM(self.on_llm_call), self.tts)
+        else:
+            kwargs = _session_kwargs(self.realtime, None)
+        session = AgentSession(**kwargs)
         session.output.audio = output
         await session.start(agent=ReportAgent(self))
         watcher = asyncio.create_task(self.watch_scheduling(session))
@@ -488,6 +567,8 @@ class _Run:
             await self._scenario(session)
         finally:
             out.history = _summary(list(session.history.items))
+            if self.realtime is not None and self.realtime.sessions:
+                out.model_items = _summary(list(self.realtime.sessions[-1].chat_ctx.items))
             if watcher.done():
                 watcher.result()  # a broken watcher must not pass for "never paused"
             watcher.cancel()
@@ -539,7 +620,7 @@ class _Run:
         waiters = [asyncio.create_task(await_handle()), asyncio.create_task(handle_wait())]
         if PATCHED:
             waiters.append(asyncio.create_task(handle_wait_raising()))
-        await asyncio.sleep(OBSERVE_FOR)
+        await asyncio.sleep(self.observe_for)
         for task in waiters:
             task.cancel()
         self.note("end of the observation window")
@@ -570,13 +651,20 @@ def _sdk_logs(holder: "list[_Run]") -> Iterator[None]:
             logger.setLevel(level)
 
 
-def run_scenario(output: OutputKind) -> Outcome:
-    """Run the scenario once, in a fresh virtual-clock loop, and return what happened."""
-    loop = looptime.new_event_loop(start=0.0)
+def run_scenario(
+    output: OutputKind, path: PathKind = "pipeline", observe_for: float = OBSERVE_FOR
+) -> Outcome:
+    """Run the scenario once, in a fresh loop, and return what happened.
+
+    The loop is virtual (``looptime``) but for the ``roomio`` output, whose native audio
+    source runs on the wall clock: that run's times are real seconds, with their spread.
+    """
+    wall = output == "roomio"
+    loop = asyncio.new_event_loop() if wall else looptime.new_event_loop(start=0.0)
     holder: list[_Run] = []
 
     async def entry() -> Outcome:
-        run = _Run(output)
+        run = _Run(output, path, observe_for)
         holder.append(run)
         return await run.main()
 
