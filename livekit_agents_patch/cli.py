@@ -17,7 +17,7 @@ from typing import Any
 from . import __version__, stopping, usage
 from .exits import Exit
 from .install import environment, patching, status, unlisted, verify_target, wheel
-from .install.index import TARGETS, load
+from .install.index import TARGETS, load, version_key
 from .install.target import PatchingError, Target
 from .scan import files as scanning
 
@@ -56,10 +56,33 @@ def _examples(value: str) -> int:
     return number
 
 
+def _interpreter(value: str) -> str:
+    """``--python``'s value: an empty one is a mistake (an unset or mistyped variable), never
+    "this interpreter", which would patch or check the wrong environment."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected the target's interpreter, found an empty value ({value!r}): likely an "
+            'unset or mistyped variable, e.g. --python "$APP_PY". Next: pass the path of the '
+            "environment's python, or leave --python out to mean this interpreter"
+        )
+    return value
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {value!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--python",
+        type=_interpreter,
         default=argparse.SUPPRESS,
         help="the target environment's interpreter (default: this one)",
     )
@@ -100,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
     )
     verify.add_argument("--examples", type=_examples, default=500, help="scenarios to explore")
+    verify.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=verify_target.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"end the checks after this long, exit 9 (default: {verify_target.DEFAULT_TIMEOUT:g})",
+    )
     show = commands.add_parser(
         "show", help="print the patch for the installed version (for git apply)", parents=[common]
     )
@@ -138,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--python",
+        type=_interpreter,
         default=argparse.SUPPRESS,
         help="with --allow-unlisted: the interpreter that checks the contract (default: this one)",
     )
@@ -162,13 +193,29 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
     return found.code, found.data, "\n".join(lines)
 
 
+# --- show ------------------------------------------------------------------------------------
+
+
+def _show_unlisted(version: str) -> PatchingError:
+    """``show`` has no ``--allow-unlisted``: point at what works for a release the index lacks."""
+    supported = sorted(load().supported(), key=version_key)
+    return PatchingError(
+        Exit.UNSUPPORTED,
+        f"livekit-agents {version} is not in the patch index (it covers {supported[0]} to "
+        f"{supported[-1]}), so there is no patch of its own to show. Next: `{PROG} show "
+        f"--release {supported[-1]}` prints the newest release's patch, the one `{PROG} check "
+        f"{unlisted.FLAG}` tries on an unlisted release (and says whether it applies); or "
+        "upgrade livekit-agents-patch.",
+    )
+
+
 # --- verify ----------------------------------------------------------------------------------
 
 
 def _verify(args: argparse.Namespace, as_json: bool) -> int:
     """Run the property checks inside the target interpreter (``install.verify_target``), report."""
     try:
-        code, data = verify_target.run(getattr(args, "python", None), args.examples)
+        code, data = verify_target.run(getattr(args, "python", None), args.examples, args.timeout)
     except PatchingError as e:
         return _emit(as_json, e.code, {"command": "verify", "error": str(e)}, f"error: {e}", True)
     except Exception as e:  # a crash here is no verdict: never exit 1, which means one
@@ -209,13 +256,24 @@ def _wheel(args: argparse.Namespace, as_json: bool) -> int:
         "revision": built.revision,
         "patch": built.patch,
         "source": str(built.source),
+        "source_sha256": built.source_sha256,
+        "source_pinned": built.pinned,
         "snippets": built.snippets,
     }
     snippets = built.snippets
+    if built.pinned:
+        origin = f"  from {built.source}: sha256 {built.source_sha256}, the index's pin"
+    else:
+        origin = (
+            f"  from {built.source}: NOT PINNED, sha256 {built.source_sha256}: livekit-agents "
+            f"{built.release} is not in the index, so this source was checked for a true "
+            "RECORD and safe names only, not against a published hash"
+        )
     text = "\n".join(
         [
             f"built {built.path}",
             f"  livekit-agents {built.version}: upstream's {built.release} with {built.patch}",
+            origin,
             f"  sha256 {built.sha256}",
             "",
             "pip (requirements.txt, install with --require-hashes):",
@@ -299,9 +357,11 @@ def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: boo
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
+    args: argparse.Namespace | None = None
     try:
         stopping.raise_on_signals()
-        return _main(argv)
+        args = build_parser().parse_args(argv)
+        return _main(args)
     except stopping.Stopped as e:
         message = (
             f"stopped by {e.name} before it finished. Next: `{PROG} status` says what the files "
@@ -311,16 +371,24 @@ def main(argv: list[str] | None = None) -> int:
         return _emit(_Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
     except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
         trace = traceback.format_exc()
+        command = getattr(args, "command", None)
+        if command in WRITES_THE_INSTALL:  # only they can have been writing
+            state = "A failed write was rolled back before this point."
+        else:
+            state = f"`{command or PROG}` changes no file of the install."
         message = (
-            f"internal error: {type(e).__name__}: {e}. A failed write was rolled back before "
-            "this point. Next: report this with the traceback."
+            f"internal error: {type(e).__name__}: {e}. {state} Next: report this with the "
+            "traceback."
         )
         data = {"error": message, "traceback": trace}
         return _emit(_Parser.json_wanted, Exit.INTERNAL, data, f"{trace}error: {message}", True)
 
 
-def _main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+WRITES_THE_INSTALL = ("apply", "revert")
+"""The commands that write an install's files (``wheel`` writes only its own output file)."""
+
+
+def _main(args: argparse.Namespace) -> int:
     as_json: bool = getattr(args, "json", False)
     if args.command == "verify":
         return _verify(args, as_json)
@@ -332,6 +400,8 @@ def _main(argv: list[str]) -> int:
     try:
         if args.command == "show" and args.release:
             version = args.release
+            if version not in load().releases and not load().predates(version):
+                raise _show_unlisted(version)
         else:
             target = environment.find(getattr(args, "python", None))
             version = target.version
@@ -340,6 +410,9 @@ def _main(argv: list[str]) -> int:
             code, data, text = _status(target, args)
             return _emit(as_json, code, {"command": "status", **data}, text)
         if args.command == "show":
+            listed = version in load().releases or load().predates(version)
+            if target is not None and not listed:
+                raise _show_unlisted(version)
             release = patching.release_for(
                 target or Target(version=version, root=Path("."), record={})
             )
@@ -347,7 +420,7 @@ def _main(argv: list[str]) -> int:
             data = {"command": "show", "version": version, "patch_file": release.patch}
             if as_json:
                 return _emit(True, Exit.OK, {**data, "patch": patch}, "")
-            sys.stdout.write(patch)
+            usage.write(patch)
             return 0
         assert target is not None
         if args.command == "revert":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -25,10 +26,29 @@ def wants_json(argv: Sequence[str]) -> bool:
 def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:
     """Print one result: ``data`` as one JSON object with ``exit``, or ``text``."""
     if as_json:
-        print(json.dumps({"exit": code, **data}))
+        write(json.dumps({"exit": code, **data}) + "\n")
     elif text:
-        print(text, file=sys.stderr if error else sys.stdout)
+        write(text + "\n", sys.stderr if error else sys.stdout)
     return code
+
+
+def write(text: str, stream: Any = None) -> None:
+    """Write and flush ``text``; a reader that stopped early (``| head``, a closed pipe) changes
+    nothing: the command's exit code stands, no traceback, nothing more is written.
+
+    The stream's descriptor is pointed at ``/dev/null`` so that the interpreter's own flush at
+    exit does not fail again (Python's documented way, see the ``signal`` module's notes on
+    SIGPIPE)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 class Parser(argparse.ArgumentParser):

@@ -31,6 +31,16 @@ from ..exits import Exit
 if TYPE_CHECKING:
     from .subjects import Classes
 
+PHASE = "livekit-agents-patch verify: "
+"""The prefix of the lines on stderr that say what the checks are doing, so that a run ended
+by ``verify --timeout`` can be reported by the step it hung in."""
+
+
+def _phase(doing: str) -> None:
+    sys.stderr.write(f"{PHASE}{doing}\n")
+    sys.stderr.flush()
+
+
 REQUIREMENTS = ("hypothesis>=6.100", "looptime>=0.3,<=0.9")
 """What the checks need in the target; pyproject.toml's ``[verify]`` extra says the same."""
 
@@ -98,6 +108,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             "error": f"expected --examples >= 1, found {examples}",
         }
     logging.disable(logging.CRITICAL)  # the interruption timeout's ERROR log is expected here
+    _phase(f"importing livekit.agents in {sys.executable}")
     try:
         importlib.import_module("livekit.agents.voice.speech_handle")
         importlib.import_module("livekit.agents.voice.events")
@@ -109,6 +120,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             f"{_summary(e)}. Next: install livekit-agents there, or point --python at the "
             "environment that has it.",
         }
+    _phase("importing hypothesis and looptime")
     missing = _missing_requirements()
     if missing is not None:
         return missing
@@ -130,6 +142,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             subject=subject.name,
             lacking=lacking,
         )
+    _phase(f"exploring {examples} scenarios on {subject.name}")
     try:
         # the user's own story first, so an unpatched install is reported in its words
         run_scenario(subject, ISSUE_5359)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from unidiff.patch import PatchedFile
 
 from ..exits import Exit
-from . import applier
+from . import applier, bounded, verify_target
 from .index import STRIP, TARGETS, Index, Release, sha256, version_key
 from .target import PatchingError, Target
 
@@ -148,7 +147,9 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
         python = target.python or sys.executable
         command = [sys.executable, "-m", "livekit_agents_patch", "--python", python]
         command += ["verify", "--json", "--examples", str(examples)]
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        command += ["--timeout", f"{verify_target.DEFAULT_TIMEOUT:g}"]
+        # its own group: stopped here, the nested verify gets SIGTERM and ends its checks
+        done = bounded.run(command, timeout=None, grace=10, env=env)
     result = json.loads(done.stdout)  # under --json the CLI prints exactly one object, always
     code = result["exit"]
     if code == Exit.OK:
