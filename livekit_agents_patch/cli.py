@@ -27,18 +27,20 @@ EXIT_HELP = """exit codes:
   0  ok: done, already done, or (status) patched; (verify) every property holds
   1  verify: a property does not hold (the counterexample is printed);
      scan: a warning (the fix swallowed) or an error (a file not read or parsed)
-  2  usage: bad arguments, an interpreter that cannot be run; (wheel) upstream's wheel
-     cannot be downloaded or is not the release asked for
+  2  usage: bad arguments (an empty --python too), an interpreter that cannot be run;
+     (wheel) upstream's wheel cannot be downloaded, is not a regular file or a zip, or is
+     not the release asked for
   3  livekit-agents is not installed (or not importable, for verify)
   4  this livekit-agents release is not supported
   5  foreign edit: a file is neither pristine nor patched, or missing; (wheel) upstream's
-     wheel is not as published; (revert) installed from a patched wheel
+     wheel is not as published (not the pinned sha256, unsafe names, an untrue RECORD, a
+     damaged entry); (revert) installed from a patched wheel
   6  status: pristine, the fix is not applied
   7  cannot write (read-only, another owner, symlink out of the package); nothing changed
   8  status: a run was interrupted mid-write; the next apply or revert rolls it back
   9  the checks could not run on this target (harness error, hypothesis or looptime
-     missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
-     verdict on the fix
+     missing there, unsupported Python, verify --timeout passed; for --allow-unlisted, on
+     the patched copy); never a verdict on the fix
  10  internal error: a bug in this tool (the traceback is printed); report it
 129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM"""
 

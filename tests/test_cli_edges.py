@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import fake_livekit
-from support.cli import NEWEST, PYTHON, cli, cli_env, json_of
+from support.cli import LK, NEWEST, PYTHON, cli, cli_env, json_of, real_venv_ready
 from support.fake_install import make
 
 from livekit_agents_patch.exits import Exit
@@ -228,17 +228,36 @@ def test_an_internal_error_says_rolled_back_only_for_commands_that_write(
         assert f"`{command}` changes no file of the install" in error
 
 
+def _noisy_sitecustomize(root: Path) -> None:
+    """A sitecustomize that prints at import and at exit, a forged answer among its lines."""
+    (root / "sitecustomize.py").write_text(
+        "import atexit, sys\nprint('hello from the image', end='')\n"
+        "atexit.register(lambda: print('bye from the image'))\n"
+        'atexit.register(lambda: sys.stdout.write(\'{"nonce": "forged", "exit": 0}\'))\n',
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.skipif(not real_venv_ready(LK / ".ok"), reason="needs .venvs/lk-1.8.9")
+def test_verify_reads_the_checks_answer_past_a_targets_own_prints(tmp_path: Path) -> None:
+    """The same for verify's checks, on stock 1.8.9: before, their JSON line was followed by
+    the target's atexit line, and verify said they "did not finish" (exit 9)."""
+    python = str(LK / "bin" / "python")
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    _noisy_sitecustomize(noisy)
+    done = cli("--python", python, "verify", "--examples", "5", root=noisy)
+    assert "did not finish" not in done.stderr, done.stderr
+    assert done.returncode == Exit.VIOLATION, done.stdout + done.stderr
+    assert "FAIL: livekit-agents 1.8.9 (pristine)" in done.stdout
+
+
 def test_a_target_that_prints_at_import_and_at_exit_still_answers_the_probe(
     tmp_path: Path,
 ) -> None:
     """Before: a sitecustomize whose atexit printed a line made the probe fail with exit 2."""
     root = make(tmp_path / "site", NEWEST)
-    (root / "sitecustomize.py").write_text(
-        "import atexit, sys\nprint('hello from the image', end='')\n"
-        "atexit.register(lambda: print('bye from the image'))\n"
-        'atexit.register(lambda: sys.stdout.write(\'{"nonce": "forged"}\'))\n',
-        encoding="utf-8",
-    )
+    _noisy_sitecustomize(root)
     done = cli("--python", PYTHON, "status", "--json", root=root)
     # the CLI itself runs under that sitecustomize too: its JSON is between the two prints
     assert done.returncode == Exit.PRISTINE, done.stdout + done.stderr

@@ -13,7 +13,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
 
@@ -61,3 +63,37 @@ def end(process: subprocess.Popen[str], grace: float = 0.0) -> None:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone already
         os.killpg(pgid, signum)
+
+
+class Answer:
+    """A pipe a child writes its answer to (its number in ``fd``; pass it in ``pass_fds``), read
+    on a thread while the child runs: whatever the child prints on stdout (a ``sitecustomize``
+    at import or at exit) cannot disturb it. ``text`` is complete once the ``with`` ends."""
+
+    def __init__(self) -> None:
+        self._read, self.fd = os.pipe()
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self._read, 65536):
+            self._chunks.append(chunk)
+
+    def __enter__(self) -> Answer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        os.close(self.fd)  # EOF for the reader, once the child's copy is closed too
+        self._reader.join(timeout=5)
+        if not self._reader.is_alive():  # else a process that left the group holds it open
+            os.close(self._read)
+
+    @property
+    def text(self) -> str:
+        return b"".join(self._chunks).decode("utf-8", "replace")

@@ -9,15 +9,14 @@ an editable checkout), the files that would be imported are the target.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from ..exits import Exit
+from . import bounded
 from .index import TARGETS, split_local
 from .target import PatchingError, Target
 
@@ -105,30 +104,13 @@ def _run_probe(
     interpreter: str, nonce: str, timeout: float
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run the probe; return the run and what it wrote to the pipe it was given for its answer."""
-    read_end, write_end = os.pipe()
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while chunk := os.read(read_end, 65536):
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    try:
-        reader.start()
-        done = subprocess.run(
-            [interpreter, "-c", _PROBE, nonce, str(write_end), *TARGETS],
-            capture_output=True,
-            text=True,
+    with bounded.Answer() as answer:
+        done = bounded.run(
+            [interpreter, "-c", _PROBE, nonce, str(answer.fd), *TARGETS],
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            pass_fds=(write_end,),
+            pass_fds=(answer.fd,),
         )
-    finally:
-        os.close(write_end)  # EOF for the reader once the child's copy is closed too
-        reader.join(timeout=5)
-        if not reader.is_alive():  # else a child of the target still holds the pipe open
-            os.close(read_end)
-    return done, b"".join(chunks).decode("utf-8", "replace")
+    return done, answer.text
 
 
 def probe(python: str | None = None, timeout: float = 120) -> dict[str, Any]:

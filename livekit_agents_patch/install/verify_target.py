@@ -94,7 +94,9 @@ def run(
         argv = [command, "-c", _RUNNER, lent, "--examples", str(examples), "--nonce", nonce]
         argv += ["--state", state] if state else []
         try:
-            done = bounded.run(argv, timeout=timeout)
+            with bounded.Answer() as answer:
+                argv += ["--answer-fd", str(answer.fd)]
+                done = bounded.run(argv, timeout=timeout, pass_fds=(answer.fd,))
         except OSError as e:  # it ran the probe a moment ago
             return Exit.CANNOT_VERIFY, {"ok": False, "python": interpreter, "error": str(e)}
         except subprocess.TimeoutExpired as e:
@@ -111,9 +113,8 @@ def run(
                 f"`{interpreter} -c 'import livekit.agents'` never returns), fix that "
                 "environment; if it is only slow, raise --timeout.",
             }
-    lines = done.stdout.strip().splitlines()
     try:
-        result = json.loads(lines[-1]) if lines else None
+        result = json.loads(answer.text) if answer.text.strip() else None
     except ValueError:
         result = None
     if (
