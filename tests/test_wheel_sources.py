@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support.cli import NEWEST, PYTHON, cli, cli_env, faults, json_of, sha
+from support.cli import LK, NEWEST, PYTHON, cli, cli_env, faults, json_of, real_venv_ready, sha
 from support.fake_install import WHEELS
 
 from livekit_agents_patch.exits import Exit
@@ -89,7 +89,7 @@ def _flip_a_deflated_byte(path: Path, name: str) -> None:
     path.write_bytes(bytes(data))
 
 
-def _build_unlisted(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
+def _build_unlisted(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return cli(
         "wheel",
         "--release",
@@ -99,6 +99,7 @@ def _build_unlisted(source: Path, out: Path) -> subprocess.CompletedProcess[str]
         str(source),
         "--output",
         str(out),
+        *extra,
     )
 
 
@@ -369,3 +370,33 @@ def test_a_stopped_or_failed_write_leaves_no_file_and_no_created_directory(
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _relabelled(dest: Path, version: str) -> Path:
+    """Upstream's 1.8.9 wheel relabelled as ``version`` (dist-info, METADATA, a true RECORD):
+    a release the index does not list, whose files the patch fits."""
+    old, new = f"livekit_agents-{NEWEST}.dist-info", f"livekit_agents-{version}.dist-info"
+    path = dest / f"livekit_agents-{version}-py3-none-any.whl"
+    rows = []
+    with zipfile.ZipFile(UPSTREAM) as a, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in a.infolist():
+            name, data = info.filename.replace(old, new), a.read(info)
+            if name == f"{new}/RECORD":
+                continue
+            if name == f"{new}/METADATA":
+                data = data.replace(f"Version: {NEWEST}".encode(), f"Version: {version}".encode())
+            out.writestr(name, data)
+            rows.append(f"{name},{_hash(data)},{len(data)}\n")
+        out.writestr(f"{new}/RECORD", "".join(rows) + f"{new}/RECORD,,\n")
+    return path
+
+
+@pytest.mark.skipif(not real_venv_ready(LK / ".ok"), reason="needs .venvs/lk-1.8.9")
+def test_an_unlisted_release_is_built_and_said_to_be_not_pinned(tmp_path: Path) -> None:
+    """Before: the output called any source "upstream's", pinned or not."""
+    source = _relabelled(tmp_path, UNLISTED)
+    python = str(LK / "bin" / "python")
+    done = _build_unlisted(source, tmp_path / "out", "--python", python)
+    assert done.returncode == Exit.OK, done.stdout + done.stderr
+    assert f"NOT PINNED, sha256 {sha(source.read_bytes())}" in done.stdout
+    assert "not against a published hash" in done.stdout
