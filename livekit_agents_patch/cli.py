@@ -17,7 +17,7 @@ from typing import Any
 from . import __version__, stopping, usage
 from .exits import Exit
 from .install import environment, patching, status, unlisted, verify_target, wheel
-from .install.index import TARGETS, load, version_key
+from .install.index import TARGETS, load
 from .install.target import PatchingError, Target
 from .scan import files as scanning
 
@@ -58,33 +58,11 @@ def _examples(value: str) -> int:
     return number
 
 
-def _interpreter(value: str) -> str:
-    """``--python``'s value: an empty one is a mistake (an unset or mistyped variable), never
-    "this interpreter", which would patch or check the wrong environment."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected the target's interpreter, found an empty value ({value!r}): likely an "
-            'unset or mistyped variable, e.g. --python "$APP_PY". Next: pass the path of the '
-            "environment's python, or leave --python out to mean this interpreter"
-        )
-    return value
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {value!r}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--python",
-        type=_interpreter,
+        type=usage.interpreter,
         default=argparse.SUPPRESS,
         help="the target environment's interpreter (default: this one)",
     )
@@ -127,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--examples", type=_examples, default=500, help="scenarios to explore")
     verify.add_argument(
         "--timeout",
-        type=_seconds,
+        type=usage.seconds,
         default=verify_target.DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"end the checks after this long, exit 9 (default: {verify_target.DEFAULT_TIMEOUT:g})",
@@ -170,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--python",
-        type=_interpreter,
+        type=usage.interpreter,
         default=argparse.SUPPRESS,
         help="with --allow-unlisted: the interpreter that checks the contract (default: this one)",
     )
@@ -193,22 +171,6 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
     lines += [f"  {line}" for line in found.lines]
     lines += [found.summary, f"Next: {found.next_step}"]
     return found.code, found.data, "\n".join(lines)
-
-
-# --- show ------------------------------------------------------------------------------------
-
-
-def _show_unlisted(version: str) -> PatchingError:
-    """``show`` has no ``--allow-unlisted``: point at what works for a release the index lacks."""
-    supported = sorted(load().supported(), key=version_key)
-    return PatchingError(
-        Exit.UNSUPPORTED,
-        f"livekit-agents {version} is not in the patch index (it covers {supported[0]} to "
-        f"{supported[-1]}), so there is no patch of its own to show. Next: `{PROG} show "
-        f"--release {supported[-1]}` prints the newest release's patch, the one `{PROG} check "
-        f"{unlisted.FLAG}` tries on an unlisted release (and says whether it applies); or "
-        "upgrade livekit-agents-patch.",
-    )
 
 
 # --- verify ----------------------------------------------------------------------------------
@@ -403,7 +365,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "show" and args.release:
             version = args.release
             if version not in load().releases and not load().predates(version):
-                raise _show_unlisted(version)
+                raise unlisted.show_refusal(version, load())
         else:
             target = environment.find(getattr(args, "python", None))
             version = target.version
@@ -414,7 +376,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.command == "show":
             listed = version in load().releases or load().predates(version)
             if target is not None and not listed:
-                raise _show_unlisted(version)
+                raise unlisted.show_refusal(version, load())
             release = patching.release_for(
                 target or Target(version=version, root=Path("."), record={})
             )

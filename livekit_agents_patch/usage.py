@@ -23,6 +23,28 @@ def wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
+def interpreter(value: str) -> str:
+    """``--python``'s value: an empty one is a mistake (an unset or mistyped variable), never
+    "this interpreter", which would patch or check the wrong environment."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected the target's interpreter, found an empty value ({value!r}): likely an "
+            'unset or mistyped variable, e.g. --python "$APP_PY". Next: pass the path of the '
+            "environment's python, or leave --python out to mean this interpreter"
+        )
+    return value
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {value!r}")
+    return number
+
+
 def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:
     """Print one result: ``data`` as one JSON object with ``exit``, or ``text``."""
     if as_json:

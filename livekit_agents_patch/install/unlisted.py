@@ -55,6 +55,20 @@ def refusal(target: Target, index: Index) -> PatchingError:
     )
 
 
+def show_refusal(version: str, index: Index) -> PatchingError:
+    """``show`` has no ``FLAG``: for an unlisted release, name what works instead."""
+    supported = sorted(index.supported(), key=version_key)
+    prog = "livekit-agents-patch"
+    return PatchingError(
+        Exit.UNSUPPORTED,
+        f"livekit-agents {version} is not in the patch index (it covers {supported[0]} to "
+        f"{supported[-1]}), so there is no patch of its own to show. Next: `{prog} show "
+        f"--release {supported[-1]}` prints the newest release's patch, the one `{prog} check "
+        f"{FLAG}` tries on an unlisted release (and says whether it applies); or upgrade "
+        "livekit-agents-patch.",
+    )
+
+
 def release(target: Target, contents: Mapping[str, bytes | None], index: Index) -> Release:
     """An index-like entry for ``target``'s unlisted release, from its files and the newest patch.
 
