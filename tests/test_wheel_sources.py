@@ -27,6 +27,13 @@ from livekit_agents_patch.exits import Exit
 from livekit_agents_patch.install import matrix
 from livekit_agents_patch.install.index import load
 
+if not real_venv_ready(LK / ".ok") and os.environ.get("LIVEKIT_AGENTS_PATCH_REQUIRE_REAL"):
+    raise AssertionError(f"{LK} is required (make venvs)")
+NEEDS_LK = pytest.mark.skipif(
+    not real_venv_ready(LK / ".ok"),
+    reason=f"needs the real-package venv {LK}; `make test` runs this in cli-real",
+)
+
 UNLISTED = "9.9.9"
 INFO = f"livekit_agents-{UNLISTED}.dist-info"
 UPSTREAM = matrix.wheel(NEWEST, WHEELS)
@@ -391,7 +398,7 @@ def _relabelled(dest: Path, version: str) -> Path:
     return path
 
 
-@pytest.mark.skipif(not real_venv_ready(LK / ".ok"), reason="needs .venvs/lk-1.8.9")
+@NEEDS_LK
 def test_an_unlisted_release_is_built_and_said_to_be_not_pinned(tmp_path: Path) -> None:
     """Before: the output called any source "upstream's", pinned or not."""
     source = _relabelled(tmp_path, UNLISTED)
