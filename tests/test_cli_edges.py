@@ -270,3 +270,42 @@ def test_a_target_that_prints_at_import_and_at_exit_still_answers_the_probe(
     assert done.returncode == Exit.PRISTINE, done.stdout + done.stderr
     assert '"state": "pristine"' in done.stdout
     assert cli("--python", PYTHON, "apply", root=root).returncode == Exit.OK
+
+
+def test_a_stopped_unlisted_contract_run_leaves_no_process_and_no_temp_dir(
+    tmp_path: Path,
+) -> None:
+    """``check --allow-unlisted`` runs the contract through a nested ``verify``. Before: SIGTERM
+    killed that nested CLI with SIGKILL, so its checks lived on (hanging in the import) and
+    its temporary directory stayed."""
+    root = make(tmp_path / "site", NEWEST, claim="1.8.99")
+    pid_file = tmp_path / "checks.pid"
+    (root / "livekit" / "agents" / "__init__.py").write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(3600)\n",
+        encoding="utf-8",
+    )
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "livekit_agents_patch", "check", "--allow-unlisted", "--json"],
+        env=cli_env(root, {"TMPDIR": str(temp)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 143, out + err
+    assert _gone(int(pid_file.read_text())), "the contract's checks outlived the command"
+    assert list(temp.iterdir()) == []
