@@ -27,18 +27,20 @@ EXIT_HELP = """exit codes:
   0  ok: done, already done, or (status) patched; (verify) every property holds
   1  verify: a property does not hold (the counterexample is printed);
      scan: a warning (the fix swallowed) or an error (a file not read or parsed)
-  2  usage: bad arguments, an interpreter that cannot be run; (wheel) upstream's wheel
-     cannot be downloaded or is not the release asked for
+  2  usage: bad arguments (an empty --python too), an interpreter that cannot be run;
+     (wheel) upstream's wheel cannot be downloaded, is not a regular file or a zip, or is
+     not the release asked for
   3  livekit-agents is not installed (or not importable, for verify)
   4  this livekit-agents release is not supported
   5  foreign edit: a file is neither pristine nor patched, or missing; (wheel) upstream's
-     wheel is not as published; (revert) installed from a patched wheel
+     wheel is not as published (not the pinned sha256, unsafe names, an untrue RECORD, a
+     damaged entry); (revert) installed from a patched wheel
   6  status: pristine, the fix is not applied
   7  cannot write (read-only, another owner, symlink out of the package); nothing changed
   8  status: a run was interrupted mid-write; the next apply or revert rolls it back
   9  the checks could not run on this target (harness error, hypothesis or looptime
-     missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
-     verdict on the fix
+     missing there, unsupported Python, verify --timeout passed; for --allow-unlisted, on
+     the patched copy); never a verdict on the fix
  10  internal error: a bug in this tool (the traceback is printed); report it
 129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM"""
 
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--python",
+        type=usage.interpreter,
         default=argparse.SUPPRESS,
         help="the target environment's interpreter (default: this one)",
     )
@@ -100,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
     )
     verify.add_argument("--examples", type=_examples, default=500, help="scenarios to explore")
+    verify.add_argument(
+        "--timeout",
+        type=usage.seconds,
+        default=verify_target.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"end the checks after this long, exit 9 (default: {verify_target.DEFAULT_TIMEOUT:g})",
+    )
     show = commands.add_parser(
         "show", help="print the patch for the installed version (for git apply)", parents=[common]
     )
@@ -138,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--python",
+        type=usage.interpreter,
         default=argparse.SUPPRESS,
         help="with --allow-unlisted: the interpreter that checks the contract (default: this one)",
     )
@@ -168,7 +179,7 @@ def _status(target: Target, args: argparse.Namespace) -> tuple[Exit, dict[str, A
 def _verify(args: argparse.Namespace, as_json: bool) -> int:
     """Run the property checks inside the target interpreter (``install.verify_target``), report."""
     try:
-        code, data = verify_target.run(getattr(args, "python", None), args.examples)
+        code, data = verify_target.run(getattr(args, "python", None), args.examples, args.timeout)
     except PatchingError as e:
         return _emit(as_json, e.code, {"command": "verify", "error": str(e)}, f"error: {e}", True)
     except Exception as e:  # a crash here is no verdict: never exit 1, which means one
@@ -209,13 +220,24 @@ def _wheel(args: argparse.Namespace, as_json: bool) -> int:
         "revision": built.revision,
         "patch": built.patch,
         "source": str(built.source),
+        "source_sha256": built.source_sha256,
+        "source_pinned": built.pinned,
         "snippets": built.snippets,
     }
     snippets = built.snippets
+    if built.pinned:
+        origin = f"  from {built.source}: sha256 {built.source_sha256}, the index's pin"
+    else:
+        origin = (
+            f"  from {built.source}: NOT PINNED, sha256 {built.source_sha256}: livekit-agents "
+            f"{built.release} is not in the index, so this source was checked for a true "
+            "RECORD and safe names only, not against a published hash"
+        )
     text = "\n".join(
         [
             f"built {built.path}",
             f"  livekit-agents {built.version}: upstream's {built.release} with {built.patch}",
+            origin,
             f"  sha256 {built.sha256}",
             "",
             "pip (requirements.txt, install with --require-hashes):",
@@ -299,9 +321,11 @@ def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: boo
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
+    args: argparse.Namespace | None = None
     try:
         stopping.raise_on_signals()
-        return _main(argv)
+        args = build_parser().parse_args(argv)
+        return _main(args)
     except stopping.Stopped as e:
         message = (
             f"stopped by {e.name} before it finished. Next: `{PROG} status` says what the files "
@@ -311,16 +335,24 @@ def main(argv: list[str] | None = None) -> int:
         return _emit(_Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
     except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
         trace = traceback.format_exc()
+        command = getattr(args, "command", None)
+        if command in WRITES_THE_INSTALL:  # only they can have been writing
+            state = "A failed write was rolled back before this point."
+        else:
+            state = f"`{command or PROG}` changes no file of the install."
         message = (
-            f"internal error: {type(e).__name__}: {e}. A failed write was rolled back before "
-            "this point. Next: report this with the traceback."
+            f"internal error: {type(e).__name__}: {e}. {state} Next: report this with the "
+            "traceback."
         )
         data = {"error": message, "traceback": trace}
         return _emit(_Parser.json_wanted, Exit.INTERNAL, data, f"{trace}error: {message}", True)
 
 
-def _main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+WRITES_THE_INSTALL = ("apply", "revert")
+"""The commands that write an install's files (``wheel`` writes only its own output file)."""
+
+
+def _main(args: argparse.Namespace) -> int:
     as_json: bool = getattr(args, "json", False)
     if args.command == "verify":
         return _verify(args, as_json)
@@ -332,6 +364,8 @@ def _main(argv: list[str]) -> int:
     try:
         if args.command == "show" and args.release:
             version = args.release
+            if version not in load().releases and not load().predates(version):
+                raise unlisted.show_refusal(version, load())
         else:
             target = environment.find(getattr(args, "python", None))
             version = target.version
@@ -340,6 +374,9 @@ def _main(argv: list[str]) -> int:
             code, data, text = _status(target, args)
             return _emit(as_json, code, {"command": "status", **data}, text)
         if args.command == "show":
+            listed = version in load().releases or load().predates(version)
+            if target is not None and not listed:
+                raise unlisted.show_refusal(version, load())
             release = patching.release_for(
                 target or Target(version=version, root=Path("."), record={})
             )
@@ -347,7 +384,7 @@ def _main(argv: list[str]) -> int:
             data = {"command": "show", "version": version, "patch_file": release.patch}
             if as_json:
                 return _emit(True, Exit.OK, {**data, "patch": patch}, "")
-            sys.stdout.write(patch)
+            usage.write(patch)
             return 0
         assert target is not None
         if args.command == "revert":

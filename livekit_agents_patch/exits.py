@@ -30,7 +30,8 @@ class Exit(enum.IntEnum):
     dependencies, unsupported Python, or, for ``--allow-unlisted``, the patched copy): never 0,
     never 1."""
     INTERNAL = 10
-    """A bug in this tool: the traceback is printed (in JSON too); a failed write is rolled back."""
+    """A bug in this tool: the traceback is printed (in JSON too); a failed write of ``apply`` or
+    ``revert`` is rolled back, and the other commands write nothing to the install."""
     SIGHUP = 129
     """Stopped by SIGHUP (128 + its number, as a shell reports it); so are the two below."""
     SIGINT = 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -22,13 +23,54 @@ def wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
+def interpreter(value: str) -> str:
+    """``--python``'s value: an empty one is a mistake (an unset or mistyped variable), never
+    "this interpreter", which would patch or check the wrong environment."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected the target's interpreter, found an empty value ({value!r}): likely an "
+            'unset or mistyped variable, e.g. --python "$APP_PY". Next: pass the path of the '
+            "environment's python, or leave --python out to mean this interpreter"
+        )
+    return value
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {value!r}")
+    return number
+
+
 def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:
     """Print one result: ``data`` as one JSON object with ``exit``, or ``text``."""
     if as_json:
-        print(json.dumps({"exit": code, **data}))
+        write(json.dumps({"exit": code, **data}) + "\n")
     elif text:
-        print(text, file=sys.stderr if error else sys.stdout)
+        write(text + "\n", sys.stderr if error else sys.stdout)
     return code
+
+
+def write(text: str, stream: Any = None) -> None:
+    """Write and flush ``text``; a reader that stopped early (``| head``, a closed pipe) changes
+    nothing: the command's exit code stands, no traceback, nothing more is written.
+
+    The stream's descriptor is pointed at ``/dev/null`` so that the interpreter's own flush at
+    exit does not fail again (Python's documented way, see the ``signal`` module's notes on
+    SIGPIPE)."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 class Parser(argparse.ArgumentParser):

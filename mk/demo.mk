@@ -49,5 +49,7 @@ cli-real: $(VENVS)/dev/.ok $(VENVS)/lk-$(NEWEST)/.patched.ok
 	  tests/test_cli.py -k verify
 	LIVEKIT_AGENTS_PATCH_REQUIRE_REAL=1 $(DEV) -m pytest -q -p no:cacheprovider \
 	  tests/test_unlisted.py
+	LIVEKIT_AGENTS_PATCH_REQUIRE_REAL=1 $(DEV) -m pytest -q -p no:cacheprovider \
+	  tests/test_cli_edges.py tests/test_wheel_sources.py -k "answer_past or not_pinned"
 
 test-extra:: cli-real

@@ -34,6 +34,7 @@ def test_release_matches_index(results: dict[str, matrix.Result], version: str) 
         assert (result.applies, result.reverses, result.compiles) == (True, True, True)
         assert result.patch == entry["patch"]
         assert result.hashes == entry["files"]
+        assert result.wheel_sha256 == entry["wheel_sha256"]  # the pin is the downloaded file's
 
 
 def test_range_is_complete() -> None:
@@ -74,3 +75,49 @@ def test_git_apply_agrees(version: str, tmp_path: Path) -> None:
     subprocess.run(["git", "apply", "-p2", str(patches_dir() / patch)], cwd=tmp_path, check=True)
     ours = matrix.patch_files(files, load().patch_text(patch))
     assert {rel: (tmp_path / rel).read_bytes() for rel in files} == ours
+
+
+# --- the download: retried, pip's words kept (issue 17, defect 13) ---------------------------
+
+
+def _fake_pip(tmp_path: Path, failures: int) -> list[str]:
+    """A pip that fails ``failures`` times (exit 2, a message on stderr), then downloads."""
+    counter = tmp_path / "calls"
+    script = tmp_path / "pip"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo x >> "{counter}"\n'
+        f'if [ "$(wc -l < "{counter}")" -le {failures} ]; then\n'
+        '  echo "ERROR: HTTP error 503 while getting the wheel" >&2; exit 2\n'
+        "fi\n"
+        'while [ "$1" != "-d" ]; do shift; done\n'
+        f'cp "{matrix.wheel(NEWEST)}" "$2/"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return [str(script)]
+
+
+NEWEST = load().supported()[-1]
+
+
+def test_a_failed_download_is_tried_again_after_a_backoff(tmp_path: Path) -> None:
+    """Before: one transient `pip download` failure failed the whole matrix, pip's words lost."""
+    waits: list[float] = []
+    pip = _fake_pip(tmp_path, failures=1)
+    got = matrix.wheel(NEWEST, tmp_path / "cache", pip=pip, sleep=waits.append, backoff=0.5)
+    assert got.read_bytes() == matrix.wheel(NEWEST).read_bytes()
+    assert waits == [0.5]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [got.name]  # no scratch dir
+
+
+def test_a_download_that_keeps_failing_fails_with_pips_stderr(tmp_path: Path) -> None:
+    waits: list[float] = []
+    pip = _fake_pip(tmp_path, failures=99)
+    with pytest.raises(matrix.DownloadError) as caught:
+        matrix.wheel(NEWEST, tmp_path / "cache", pip=pip, sleep=waits.append, backoff=1)
+    assert waits == [1, 2]  # three tries, the backoff doubling
+    assert "failed 3 time(s)" in str(caught.value)
+    assert "HTTP error 503 while getting the wheel" in str(caught.value)
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert isinstance(caught.value, subprocess.CalledProcessError)  # wheel.fetch's contract

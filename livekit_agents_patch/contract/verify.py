@@ -2,8 +2,9 @@
 
 ``livekit-agents-patch verify`` (``install/verify_target.py``) starts this module in the
 interpreter ``--python`` names, with nothing of the tool's environment on the path but this
-package. ``main`` prints exactly one JSON object on its last line (echoing ``--nonce``, and
-naming this file as ``harness``) whose ``exit`` is its exit code:
+package. ``main`` writes exactly one JSON object (echoing ``--nonce``, and naming this file as
+``harness``) whose ``exit`` is its exit code, to the pipe ``--answer-fd`` names (else as the last
+line of stdout):
 
 - 0: every property holds in every explored scenario;
 - 1: a property does not hold (``property``, ``detail``, ``trace``: the shrunk counterexample);
@@ -22,6 +23,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,16 @@ from ..exits import Exit
 
 if TYPE_CHECKING:
     from .subjects import Classes
+
+PHASE = "livekit-agents-patch verify: "
+"""The prefix of the lines on stderr that say what the checks are doing, so that a run ended
+by ``verify --timeout`` can be reported by the step it hung in."""
+
+
+def _phase(doing: str) -> None:
+    sys.stderr.write(f"{PHASE}{doing}\n")
+    sys.stderr.flush()
+
 
 REQUIREMENTS = ("hypothesis>=6.100", "looptime>=0.3,<=0.9")
 """What the checks need in the target; pyproject.toml's ``[verify]`` extra says the same."""
@@ -98,6 +110,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             "error": f"expected --examples >= 1, found {examples}",
         }
     logging.disable(logging.CRITICAL)  # the interruption timeout's ERROR log is expected here
+    _phase(f"importing livekit.agents in {sys.executable}")
     try:
         importlib.import_module("livekit.agents.voice.speech_handle")
         importlib.import_module("livekit.agents.voice.events")
@@ -109,6 +122,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             f"{_summary(e)}. Next: install livekit-agents there, or point --python at the "
             "environment that has it.",
         }
+    _phase("importing hypothesis and looptime")
     missing = _missing_requirements()
     if missing is not None:
         return missing
@@ -130,6 +144,7 @@ def run(examples: int, state: str | None = None) -> dict[str, Any]:
             subject=subject.name,
             lacking=lacking,
         )
+    _phase(f"exploring {examples} scenarios on {subject.name}")
     try:
         # the user's own story first, so an unpatched install is reported in its words
         run_scenario(subject, ISSUE_5359)
@@ -166,10 +181,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--nonce", default="")
     parser.add_argument("--state", default=None)
+    parser.add_argument(
+        "--answer-fd",
+        type=int,
+        default=None,
+        help="write the JSON object to this descriptor (a pipe the tool reads) instead of stdout",
+    )
     args = parser.parse_args(argv)
     result = run(args.examples, args.state)
+    answer = json.dumps({**result, "nonce": args.nonce, "harness": __file__})
     sys.stdout.flush()
-    print(json.dumps({**result, "nonce": args.nonce, "harness": __file__}))
+    if args.answer_fd is None:
+        print(answer)
+    else:  # out of reach of what the target itself prints (a sitecustomize's atexit line)
+        data = answer.encode("utf-8")
+        while data:
+            data = data[os.write(args.answer_fd, data) :]
+        os.close(args.answer_fd)
     return int(result["exit"])
 
 

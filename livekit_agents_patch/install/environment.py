@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from ..exits import Exit
+from . import bounded
 from .index import TARGETS, split_local
 from .target import PatchingError, Target
 
 # runs in the target interpreter: keep it to the standard library of any Python 3. argv[1] is a
 # nonce the answer must echo, so that a program which is not Python (/bin/true, /usr/bin/env, a
-# shell script printing "{}") cannot pass for one
+# shell script printing "{}") cannot pass for one. The answer goes to the pipe whose descriptor
+# is argv[2], not to stdout: whatever the target prints itself (a sitecustomize's line at import
+# or at exit) cannot disturb it
 _PROBE = r"""
 import sys
+answer_fd = int(sys.argv.pop(2))
 if sys.path and sys.path[0] == "":  # -c puts the working directory first: not the environment
     del sys.path[0]
 import base64, importlib.util, json, os, re
@@ -56,7 +60,10 @@ if out["package_dir"]:
         out["files_version"] = found.group(1) if found else None
     except OSError:
         pass
-print(json.dumps(out))
+data = json.dumps(out).encode("utf-8")
+while data:
+    data = data[os.write(answer_fd, data):]
+os.close(answer_fd)
 """
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
@@ -78,43 +85,54 @@ def _clip(text: str) -> str:
     return repr(text if len(text) <= 120 else text[:117] + "...")
 
 
-def _found(done: subprocess.CompletedProcess[str]) -> str:
+def _found(done: subprocess.CompletedProcess[str], answer: str) -> str:
     """What a run of the probe showed, in a few words, for the error message."""
     parts = [f"exit {done.returncode}"]
     out, err = done.stdout.strip(), done.stderr.strip()
-    parts.append(f"stdout {_clip(out.splitlines()[-1])}" if out else "no output")
+    if answer.strip():
+        parts.append(f"answer {_clip(answer)}")
+    if out:
+        parts.append(f"stdout {_clip(out.splitlines()[-1])}")
+    if not (answer.strip() or out):
+        parts.append("no output")
     if err:
         parts.append(f"stderr {_clip(err.splitlines()[-1])}")
     return ", ".join(parts)
 
 
-def probe(python: str | None = None) -> dict[str, Any]:
+def _run_probe(
+    interpreter: str, nonce: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the probe; return the run and what it wrote to the pipe it was given for its answer."""
+    with bounded.Answer() as answer:
+        done = bounded.run(
+            [interpreter, "-c", _PROBE, nonce, str(answer.fd), *TARGETS],
+            timeout=timeout,
+            pass_fds=(answer.fd,),
+        )
+    return done, answer.text
+
+
+def probe(python: str | None = None, timeout: float = 120) -> dict[str, Any]:
     """Run the probe in ``python`` (default: this interpreter) and return its answer.
 
     Raises ``PatchingError(Exit.USAGE)`` unless ``python`` is a working Python interpreter: it
     must run the probe, exit 0 and print the probe's answer with the nonce it was given.
     """
-    interpreter = python or sys.executable
+    interpreter = sys.executable if python is None else python
     nonce = secrets.token_hex(8)
     expected = (
-        f"expected {interpreter} to be a Python 3 interpreter that runs `-c CODE` and prints the "
+        f"expected {interpreter} to be a Python 3 interpreter that runs `-c CODE` and writes the "
         "probe's answer"
     )
     try:
-        done = subprocess.run(
-            [interpreter, "-c", _PROBE, nonce, *TARGETS],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
+        done, answer = _run_probe(interpreter, nonce, timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise PatchingError(
             Exit.USAGE, f"expected a Python interpreter at {interpreter}, found: {e}. {_NEXT}"
         ) from e
-    lines = done.stdout.strip().splitlines()
     try:
-        found = json.loads(lines[-1]) if lines else None
+        found = json.loads(answer) if answer else None
     except ValueError:
         found = None
     valid = (
@@ -124,14 +142,14 @@ def probe(python: str | None = None) -> dict[str, Any]:
         and all(isinstance(found.get(k), t) for k, t in _KEYS.items())
     )
     if not valid:
-        raise PatchingError(Exit.USAGE, f"{expected}, found: {_found(done)}. {_NEXT}")
+        raise PatchingError(Exit.USAGE, f"{expected}, found: {_found(done, answer)}. {_NEXT}")
     assert isinstance(found, dict)
     return found
 
 
 def find(python: str | None = None) -> Target:
     """The livekit-agents of ``python`` (default: this interpreter)."""
-    interpreter = python or sys.executable
+    interpreter = sys.executable if python is None else python
     found = probe(python)
     dist_root = Path(found["dist_root"]) if found["dist_root"] else None
     package_dir = Path(found["package_dir"]) if found["package_dir"] else None

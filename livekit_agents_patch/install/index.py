@@ -56,6 +56,10 @@ class Release:
     """The current revision of the patch."""
     revisions: dict[int, dict[str, str]] = field(default_factory=dict)
     """The patched hashes of every revision shipped for this release, the current one included."""
+    wheel_sha256: str | None = None
+    """The sha256 of upstream's wheel as the package index publishes it (``make index`` records
+    it from the file pip downloaded and checked against the index's hash); ``wheel`` refuses
+    any other file as this release's upstream wheel."""
 
     def revisions_of(self, relative: str, digest: str) -> frozenset[int]:
         """The revisions whose patched ``relative`` has this sha256 (several, if they agree)."""
@@ -94,6 +98,7 @@ class Index:
                 patched=patched,
                 revision=self.revision,
                 revisions={**older, self.revision: patched} if files else {},
+                wheel_sha256=entry.get("wheel_sha256"),
             )
         return out
 

@@ -8,11 +8,17 @@ wheels and exits non-zero on any difference (``make matrix``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,19 +49,73 @@ def pypi_versions() -> list[str]:
     return sorted((v for v in finals if version_key(v) >= version_key(FIRST_LINE)), key=version_key)
 
 
-def wheel(version: str, cache: Path = CACHE) -> Path:
-    """The release's wheel, downloaded once into ``cache``."""
+PIP = (sys.executable, "-m", "pip")
+TRIES = 3
+BACKOFF = 2.0
+"""Seconds before the second try of a download; doubled before each later one."""
+
+
+class DownloadError(subprocess.CalledProcessError):
+    """``pip download`` failed on every try; says so with pip's own last words."""
+
+    def __init__(self, version: str, tries: int, failed: subprocess.CalledProcessError) -> None:
+        super().__init__(failed.returncode, failed.cmd, failed.output, failed.stderr)
+        self.version = version
+        self.tries = tries
+
+    def __str__(self) -> str:
+        stderr = self.stderr.decode("utf-8", "replace") if isinstance(self.stderr, bytes) else ""
+        return (
+            f"pip download of {PACKAGE}=={self.version} failed {self.tries} time(s), last with "
+            f"exit {self.returncode}; pip said: {stderr.strip() or 'nothing'}"
+        )
+
+
+def wheel(
+    version: str,
+    cache: Path = CACHE,
+    *,
+    tries: int = TRIES,
+    backoff: float = BACKOFF,
+    sleep: Callable[[float], None] = time.sleep,
+    pip: Sequence[str] = PIP,
+) -> Path:
+    """The release's wheel, downloaded once into ``cache``.
+
+    A failed ``pip download`` (a transient index error among the matrix's parallel downloads)
+    is tried again after ``backoff`` seconds, doubled each time, ``tries`` times in all; then
+    ``DownloadError`` carries pip's stderr. Each download goes to a directory of its own and is
+    renamed into ``cache`` whole, so a killed download never leaves a partial file there.
+    """
     name = f"livekit_agents-{version}-py3-none-any.whl"
     path = cache / name
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
-            + ["-d", str(cache), f"{PACKAGE}=={version}"],
-            check=True,
-            capture_output=True,
-        )
-    return path
+    if path.exists():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, tries + 1):
+        scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
+        try:
+            subprocess.run(
+                [*pip, "download", "-q", "--no-deps", "--only-binary=:all:"]
+                + ["-d", str(scratch), f"{PACKAGE}=={version}"],
+                check=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+            )
+            if not (scratch / name).is_file():
+                found = ", ".join(sorted(p.name for p in scratch.iterdir())) or "nothing"
+                raise subprocess.CalledProcessError(
+                    0, pip, b"", f"expected {name}, pip downloaded {found}".encode()
+                )
+            os.replace(scratch / name, path)
+            return path
+        except subprocess.CalledProcessError as e:
+            if attempt == tries:
+                raise DownloadError(version, tries, e) from e
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        sleep(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def read_targets(wheel_path: Path) -> dict[str, bytes]:
@@ -90,6 +150,8 @@ class Result:
     """The patched hashes of each older revision of the serving patch that applies."""
     quiet_stop: bool = True
     """``StopResponse`` ends a tool without an ERROR log (1.2.18 on)."""
+    wheel_sha256: str = ""
+    """Of upstream's wheel as pip downloaded it (pip checks the index's published hash)."""
 
     @property
     def ok(self) -> bool:
@@ -186,10 +248,20 @@ def current_revision() -> int:
 def run(versions: list[str], patch_names: list[str]) -> list[Result]:
     with ThreadPoolExecutor(max_workers=6) as pool:
         wheels = list(pool.map(wheel, versions))
-    return [
-        check_release(v, read_targets(w), patch_names, stop_response_is_quiet(w))
-        for v, w in zip(versions, wheels, strict=True)
-    ]
+    results = []
+    for v, w in zip(versions, wheels, strict=True):
+        result = check_release(v, read_targets(w), patch_names, stop_response_is_quiet(w))
+        result.wheel_sha256 = file_sha256(w)
+        results.append(result)
+    return results
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def index_data(results: list[Result], patch_names: list[str]) -> dict[str, object]:
@@ -200,7 +272,11 @@ def index_data(results: list[Result], patch_names: list[str]) -> dict[str, objec
     releases: dict[str, object] = {}
     for r in results:
         if r.ok:
-            entry: dict[str, object] = {"patch": r.patch, "files": r.hashes}
+            entry: dict[str, object] = {
+                "patch": r.patch,
+                "files": r.hashes,
+                "wheel_sha256": r.wheel_sha256,
+            }
             if r.older:
                 entry["revisions"] = {str(n): h for n, h in sorted(r.older.items())}
             releases[r.version] = entry

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from unidiff.patch import PatchedFile
 
 from ..exits import Exit
-from . import applier
+from . import applier, bounded, verify_target
 from .index import STRIP, TARGETS, Index, Release, sha256, version_key
 from .target import PatchingError, Target
 
@@ -53,6 +52,20 @@ def refusal(target: Target, index: Index) -> PatchingError:
         "exactly and the contract's properties hold on the patched files in this environment "
         "(checked before anything is written); or upgrade livekit-agents-patch. "
         "`livekit-agents-patch verify` tells whether this release still needs the fix.",
+    )
+
+
+def show_refusal(version: str, index: Index) -> PatchingError:
+    """``show`` has no ``FLAG``: for an unlisted release, name what works instead."""
+    supported = sorted(index.supported(), key=version_key)
+    prog = "livekit-agents-patch"
+    return PatchingError(
+        Exit.UNSUPPORTED,
+        f"livekit-agents {version} is not in the patch index (it covers {supported[0]} to "
+        f"{supported[-1]}), so there is no patch of its own to show. Next: `{prog} show "
+        f"--release {supported[-1]}` prints the newest release's patch, the one `{prog} check "
+        f"{FLAG}` tries on an unlisted release (and says whether it applies); or upgrade "
+        "livekit-agents-patch.",
     )
 
 
@@ -148,7 +161,9 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
         python = target.python or sys.executable
         command = [sys.executable, "-m", "livekit_agents_patch", "--python", python]
         command += ["verify", "--json", "--examples", str(examples)]
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        command += ["--timeout", f"{verify_target.DEFAULT_TIMEOUT:g}"]
+        # its own group: stopped here, the nested verify gets SIGTERM and ends its checks
+        done = bounded.run(command, timeout=None, grace=10, env=env)
     result = json.loads(done.stdout)  # under --json the CLI prints exactly one object, always
     code = result["exit"]
     if code == Exit.OK:

@@ -17,8 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..contract.verify import PHASE
 from ..exits import Exit
-from . import environment, status
+from . import bounded, environment, status
 from .index import load
 from .target import PatchingError
 
@@ -39,15 +40,30 @@ _RUNNER = (
 )
 
 
+DEFAULT_TIMEOUT = 300.0
+"""Seconds the property checks may run (``verify --timeout``): 500 scenarios take seconds."""
+
+
 def _tail(text: str) -> str:
-    lines = text.strip().splitlines()
+    lines = [line for line in text.strip().splitlines() if not line.startswith(PHASE)]
     return " | ".join(lines[-3:]) if lines else "nothing"
 
 
-def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
+def _phase(stderr: str) -> str:
+    """What the checks were doing, from the last phase line they wrote to stderr."""
+    phases = [line[len(PHASE) :] for line in stderr.splitlines() if line.startswith(PHASE)]
+    return phases[-1] if phases else "starting the interpreter"
+
+
+def run(
+    python: str | None, examples: int, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[Exit, dict[str, Any]]:
     """The verdict of the checks on the livekit-agents ``python`` imports.
 
     Raises ``PatchingError(Exit.USAGE)`` if ``python`` is not a working Python interpreter.
+    The checks run in a process group of their own: past ``timeout`` seconds, or when this
+    process is stopped (``stopping.Stopped``), the group is killed and the lent directory
+    removed before this returns (exit 9) or re-raises.
     """
     found = environment.probe(python)
     interpreter: str = found["python"]  # its sys.executable, for messages
@@ -74,16 +90,31 @@ def run(python: str | None, examples: int) -> tuple[Exit, dict[str, Any]]:
             Path(lent) / package.name,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
-        command = python or interpreter  # as given: a wrapper script may set the environment
+        command = interpreter if python is None else python  # a wrapper may set the environment
         argv = [command, "-c", _RUNNER, lent, "--examples", str(examples), "--nonce", nonce]
         argv += ["--state", state] if state else []
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            with bounded.Answer() as answer:
+                argv += ["--answer-fd", str(answer.fd)]
+                done = bounded.run(argv, timeout=timeout, pass_fds=(answer.fd,))
         except OSError as e:  # it ran the probe a moment ago
             return Exit.CANNOT_VERIFY, {"ok": False, "python": interpreter, "error": str(e)}
-    lines = done.stdout.strip().splitlines()
+        except subprocess.TimeoutExpired as e:
+            stderr = e.stderr.decode("utf-8", "replace") if isinstance(e.stderr, bytes) else ""
+            stderr = e.stderr if isinstance(e.stderr, str) else stderr
+            return Exit.CANNOT_VERIFY, {
+                "ok": False,
+                "python": interpreter,
+                "timed_out": True,
+                "running": _phase(stderr),
+                "error": f"the property checks did not finish within {timeout:g} s in "
+                f"{interpreter}: they were {_phase(stderr)}. Their processes were ended and "
+                "nothing was decided about the fix. Next: if that step hangs there (e.g. "
+                f"`{interpreter} -c 'import livekit.agents'` never returns), fix that "
+                "environment; if it is only slow, raise --timeout.",
+            }
     try:
-        result = json.loads(lines[-1]) if lines else None
+        result = json.loads(answer.text) if answer.text.strip() else None
     except ValueError:
         result = None
     if (

@@ -16,20 +16,22 @@ gives the same bytes on every build and every machine, and a lockfile's hash nev
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
+import hashlib
 import io
 import os
 import re
+import secrets
 import subprocess
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from ..exits import Exit
-from . import matrix, patching
-from .index import TARGETS, Release, load, local_version, sha256
+from . import matrix, patching, wheel_source
+from .index import TARGETS, Release, load, local_version
 from .target import PatchingError, Target
 
 PACKAGE = "livekit_agents"
@@ -61,6 +63,10 @@ class Built:
     patch: str
     source: Path
     """Upstream's wheel it was made from."""
+    source_sha256: str = ""
+    pinned: bool = False
+    """Whether ``source_sha256`` is the index's pin (a listed release); else it was checked for
+    structure and a true RECORD only."""
 
     @property
     def snippets(self) -> dict[str, str]:
@@ -79,7 +85,7 @@ def fetch(release: str, cache: Path | None = None) -> Path:
     """Upstream's wheel of ``release``, downloaded once into the cache (``matrix.wheel``)."""
     cache = cache or cache_dir()
     try:
-        return matrix.wheel(release, cache)
+        return matrix.wheel(release, cache, tries=1)
     except subprocess.CalledProcessError as e:
         stderr = e.stderr.decode("utf-8", "replace") if isinstance(e.stderr, bytes) else ""
         tail = (stderr.strip().splitlines() or ["no output"])[-1]
@@ -97,37 +103,43 @@ def fetch(release: str, cache: Path | None = None) -> Path:
         ) from e
 
 
+def _source(release: str, given: Path | None, pin: str | None) -> wheel_source.Source:
+    """Upstream's wheel, checked: ``given`` (``--from``), or the cached download, which is
+    downloaded again once if it fails the checks (a damaged or partial file in the cache)."""
+    if given is not None:
+        return wheel_source.open_checked(given, release, pin)
+    path = fetch(release)
+    try:
+        return wheel_source.open_checked(path, release, pin)
+    except wheel_source.SourceError:
+        _unlink_quietly(path)
+    path = fetch(release)
+    try:
+        return wheel_source.open_checked(path, release, pin)
+    except wheel_source.SourceError as e:
+        _unlink_quietly(path)
+        raise PatchingError(
+            Exit.FOREIGN_EDIT if e.code is Exit.FOREIGN_EDIT else Exit.USAGE,
+            f"the download cache's wheel {path} fails the checks, also downloaded again: "
+            f"{e.cause}. It was removed. Next: check which package index pip uses "
+            f"(`pip config list`), or download {wheel_name(release)} from PyPI elsewhere and "
+            "pass it with --from FILE.",
+        ) from e
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
 def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(bytes.fromhex(sha256(data))).rstrip(b"=").decode()
-    return f"sha256={digest}"
-
-
-def _read_record(data: bytes) -> list[list[str]]:
-    return [row for row in csv.reader(io.StringIO(data.decode("utf-8"))) if row]
+    return wheel_source.record_hash(hashlib.sha256(data).digest())
 
 
 def _write_record(rows: list[list[str]]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue().encode("utf-8")
-
-
-def _untrue_record(archive: zipfile.ZipFile, rows: list[list[str]]) -> list[str]:
-    """The entries whose bytes differ from what ``RECORD`` says (or that it does not list)."""
-    listed = {row[0]: row for row in rows}
-    problems = []
-    for info in archive.infolist():
-        if info.is_dir() or info.filename.endswith(".dist-info/RECORD"):
-            continue
-        row = listed.get(info.filename)
-        data = archive.read(info)
-        if row is None:
-            problems.append(f"{info.filename} is not in RECORD")
-        elif row[1] != _record_hash(data) or row[2] != str(len(data)):
-            problems.append(
-                f"{info.filename}: RECORD says {row[1]}, the entry has {_record_hash(data)}"
-            )
-    return problems
 
 
 def _relabel(metadata: bytes, old: str, new: str, source: Path) -> bytes:
@@ -163,91 +175,94 @@ def build(
     exactly to the wheel's files and the contract holds on them, run by ``python`` (an
     interpreter whose environment has that release's dependencies; default: this one).
     """
-    if not allow_unlisted or release in load().releases:
+    listed = release in load().releases
+    if not allow_unlisted or listed:
         _release(release)
-    source = source if source is not None else fetch(release)
+    pin = load().releases[release].wheel_sha256 if listed else None
+    with _source(release, source, pin) as upstream:
+        return _build(upstream, release, output, allow_unlisted=allow_unlisted, python=python)
+
+
+def _build(
+    upstream: wheel_source.Source,
+    release: str,
+    output: Path,
+    *,
+    allow_unlisted: bool,
+    python: str | None,
+) -> Built:
+    source = upstream.path
     old_info = f"{PACKAGE}-{release}.dist-info"
-    try:
-        archive = zipfile.ZipFile(source)
-    except (OSError, zipfile.BadZipFile) as e:
+    names = upstream.archive.namelist()
+    recorded = {row[0]: row[1] for row in upstream.rows}
+    contents = {rel: upstream.read(rel) if rel in names else None for rel in TARGETS}
+    target = Target(
+        version=release,
+        root=source,
+        record={
+            rel: base64.urlsafe_b64decode(recorded[rel].split("=", 1)[1] + "==").hex()
+            for rel in TARGETS
+            if recorded.get(rel, "").startswith("sha256=")
+        },
+        python=python,
+    )
+    result, patched = patching.plan(target, contents, reverse=False, allow_unlisted=allow_unlisted)
+    entry = patching.release_for(target, contents=contents, allow_unlisted=allow_unlisted)
+    version = local_version(entry)
+    new_info = f"{PACKAGE}-{version}.dist-info"
+    if patched is None:
         raise PatchingError(
-            Exit.USAGE, f"cannot read {source} as a wheel: {e}. Next: pass upstream's .whl file."
-        ) from e
-    with archive:
-        names = archive.namelist()
-        if f"{old_info}/RECORD" not in names:
-            infos = sorted({n.split("/")[0] for n in names if ".dist-info/" in n})
-            raise PatchingError(
-                Exit.USAGE,
-                f"expected {source} to be upstream's wheel of livekit-agents {release} (with "
-                f"{old_info}/), found {', '.join(infos) or 'no dist-info'}. Next: pass the wheel "
-                f"of {release}, or --release for the wheel you have.",
-            )
-        rows = _read_record(archive.read(f"{old_info}/RECORD"))
-        untrue = _untrue_record(archive, rows)
-        if untrue:
-            raise PatchingError(
-                Exit.FOREIGN_EDIT,
-                f"{source}: its RECORD is not true ({'; '.join(untrue[:3])}). Expected "
-                "upstream's wheel as published. Next: download it again (delete it from "
-                f"{cache_dir()}) or pass upstream's own file with --from.",
-            )
-        recorded = {row[0]: row[1] for row in rows}
-        contents = {rel: archive.read(rel) if rel in names else None for rel in TARGETS}
-        target = Target(
-            version=release,
-            root=source,
-            record={
-                rel: base64.urlsafe_b64decode(recorded[rel].split("=", 1)[1] + "==").hex()
-                for rel in TARGETS
-                if recorded.get(rel, "").startswith("sha256=")
-            },
-            python=python,
+            Exit.FOREIGN_EDIT,
+            f"{source}: its files are already patched ({result}); expected upstream's "
+            "wheel. Next: build from upstream's own wheel (drop --from).",
         )
-        result, patched = patching.plan(
-            target, contents, reverse=False, allow_unlisted=allow_unlisted
-        )
-        entry = patching.release_for(target, contents=contents, allow_unlisted=allow_unlisted)
-        version = local_version(entry)
-        new_info = f"{PACKAGE}-{version}.dist-info"
-        if patched is None:
-            raise PatchingError(
-                Exit.FOREIGN_EDIT,
-                f"{source}: its files are already patched ({result}); expected upstream's "
-                "wheel. Next: build from upstream's own wheel (drop --from).",
-            )
-        members: list[tuple[zipfile.ZipInfo, bytes]] = []
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            data = patched.get(info.filename) or archive.read(info)
-            name = info.filename
-            if name == f"{old_info}/METADATA":
-                data = _relabel(data, release, version, source)
-            if name.startswith(f"{old_info}/"):
-                name = new_info + name[len(old_info) :]
-            members.append((_entry(name, info), data))
-    written = {info.filename: data for info, data in members}
+    changed: dict[str, bytes] = dict(patched)
+    metadata = f"{old_info}/METADATA"
+    changed[metadata] = _relabel(upstream.read(metadata), release, version, source)
+    members: list[Member] = []
+    for info in upstream.archive.infolist():
+        if info.is_dir():
+            continue
+        name = info.filename
+        if name.startswith(f"{old_info}/"):
+            name = new_info + name[len(old_info) :]
+        members.append(Member(_entry(name, info), info, changed.get(info.filename)))
     new_rows = []
-    for row in rows:  # upstream's order; RECORD lists itself without a hash
+    for row in upstream.rows:  # upstream's order; RECORD lists itself without a hash
         name = new_info + row[0][len(old_info) :] if row[0].startswith(f"{old_info}/") else row[0]
-        content = written.get(name)
-        if name.endswith(".dist-info/RECORD") or content is None:
+        data = changed.get(row[0])
+        if name.endswith(".dist-info/RECORD"):
             new_rows.append([name, "", ""])
-        else:
-            new_rows.append([name, _record_hash(content), str(len(content))])
+        elif data is not None:
+            new_rows.append([name, _record_hash(data), str(len(data))])
+        else:  # unchanged: upstream's row, which was checked true
+            new_rows.append([name, row[1], row[2]])
     record = _write_record(new_rows)
-    members = [(i, record if i.filename == f"{new_info}/RECORD" else d) for i, d in members]
-    path = _write(output, wheel_name(version), members)
+    members = [
+        Member(m.info, m.upstream, record) if m.info.filename == f"{new_info}/RECORD" else m
+        for m in members
+    ]
+    path, digest = _write(output, wheel_name(version), members, upstream)
     return Built(
         path=path,
-        sha256=sha256(path.read_bytes()),
+        sha256=digest,
         release=release,
         version=version,
         revision=entry.revision,
         patch=entry.patch or "",
         source=source,
+        source_sha256=upstream.sha256,
+        pinned=upstream.pinned,
     )
+
+
+@dataclass(frozen=True)
+class Member:
+    """One entry of the new wheel: its header, upstream's entry, and new bytes if changed."""
+
+    info: zipfile.ZipInfo
+    upstream: zipfile.ZipInfo
+    data: bytes | None
 
 
 def _entry(name: str, upstream: zipfile.ZipInfo) -> zipfile.ZipInfo:
@@ -259,33 +274,124 @@ def _entry(name: str, upstream: zipfile.ZipInfo) -> zipfile.ZipInfo:
     return info
 
 
-def _write(output: Path, name: str, members: list[tuple[zipfile.ZipInfo, bytes]]) -> Path:
-    """The archive, written to a temporary file beside it and renamed: all or nothing."""
+TEMP_SUFFIX = ".tmp"
+
+
+def _temp_name(name: str) -> str:
+    """``.NAME.PID.RANDOM.tmp``: the pid tells a leftover of a dead run from a live run's file."""
+    return f".{name}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Remove temporary files of earlier runs that died (SIGKILL) before removing them: only
+    this tool's own naming, only regular files (a link there is unlinked, never followed), only
+    when the run that made it is gone."""
+    pattern = re.compile(rf"^\.{re.escape(PACKAGE)}-.+\.whl\.([0-9]+)\.[0-9a-f]+\.tmp$")
+    try:
+        entries = list(os.scandir(output))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _created_dirs(output: Path) -> list[Path]:
+    """The directories ``mkdir(parents=True)`` would create for ``output``, deepest first."""
+    missing = []
+    current = output.absolute()
+    while not os.path.lexists(current):
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    return missing
+
+
+def _write(
+    output: Path, name: str, members: list[Member], upstream: wheel_source.Source
+) -> tuple[Path, str]:
+    """The archive, written to a temporary file beside it and renamed: all or nothing.
+
+    The temporary file is created ``O_EXCL|O_NOFOLLOW`` (a planted link is not followed) and
+    removed on any failure or stop; directories this run created for ``output`` are removed
+    again on failure, so "nothing was written" holds."""
     path = output / name
+    created = _created_dirs(output)
+    tmp: Path | None = None
+    done = False
     try:
-        output.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=output)
-    except OSError as e:
-        raise PatchingError(
-            Exit.IO_ERROR,
-            f"cannot write into {output}: {e}. Next: choose a writable directory with --output.",
-        ) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w") as out:
-                for info, data in members:
-                    out.writestr(info, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise PatchingError(
-            Exit.IO_ERROR,
-            f"cannot write {path}: {e}. Nothing was written. Next: free space or choose "
-            "another directory with --output.",
-        ) from e
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            _remove_leftovers(output)
+            tmp = output / _temp_name(name)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o600)
+        except OSError as e:
+            tmp = None
+            raise PatchingError(
+                Exit.IO_ERROR,
+                f"cannot write into {output}: {e}. Nothing was written. Next: choose a writable "
+                "directory with --output.",
+            ) from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                with zipfile.ZipFile(f, "w") as out:
+                    for member in members:
+                        _copy(out, member, upstream)
+                f.flush()
+                os.fchmod(f.fileno(), 0o644)
+                os.fsync(f.fileno())
+            digest = _file_sha256(tmp)
+            os.replace(tmp, path)
+            done = True
+        except OSError as e:
+            raise PatchingError(
+                Exit.IO_ERROR,
+                f"cannot write {path}: {e}. Nothing was written. Next: free space or choose "
+                "another directory with --output.",
+            ) from e
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        if not done:
+            if tmp is not None:
+                _unlink_quietly(tmp)
+            for directory in created:  # deepest first; only if still empty
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
+    return path, digest
+
+
+def _copy(out: zipfile.ZipFile, member: Member, upstream: wheel_source.Source) -> None:
+    """One entry: new bytes as given, upstream's streamed in chunks (never whole in memory)."""
+    info = member.info
+    if member.data is not None:
+        out.writestr(info, member.data)
+        return
+    info.file_size = member.upstream.file_size  # as writestr sets it: the same bytes result
+    with out.open(info, "w") as dest:
+        for chunk in wheel_source.chunks(upstream, member.upstream):
+            dest.write(chunk)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(wheel_source.CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
