@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__, stopping, usage
 from .exits import Exit
-from .install import environment, patching, status, unlisted, verify_target, wheel
+from .install import environment, lock, patching, status, unlisted, verify_target, wheel
 from .install.index import TARGETS, load
 from .install.target import PatchingError, Target
 from .scan import files as scanning
@@ -56,6 +56,27 @@ def _examples(value: str) -> int:
     return number
 
 
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, found {value!r}")
+    return number
+
+
+def _add_lock_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=lock.TIMEOUT,
+        metavar="SECONDS",
+        help="wait at most this long for another run on the same install (default: "
+        f"{lock.TIMEOUT:g}; 0: do not wait); past it, exit 7 naming that run's pid",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -91,11 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="dry run of apply: would it apply, and why not", parents=[common]
     )
     check.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
+    _add_lock_timeout(check)
     apply = commands.add_parser(
         "apply", help="patch both files, all or nothing (idempotent)", parents=[common]
     )
     apply.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
-    commands.add_parser("revert", help="restore the pristine bytes (idempotent)", parents=[common])
+    _add_lock_timeout(apply)
+    revert = commands.add_parser(
+        "revert", help="restore the pristine bytes (idempotent)", parents=[common]
+    )
+    _add_lock_timeout(revert)
     verify = commands.add_parser(
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
     )
@@ -296,6 +322,32 @@ def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: boo
     return usage.finish(as_json, int(code), data, text, error)
 
 
+def _files_now(target: Target, args: argparse.Namespace) -> str:
+    """What the files are after a stopped run, judged from their bytes (as ``status`` does), so
+    the last line says the truth wherever the signal landed."""
+    try:
+        with stopping.deferred():
+            found = status.status(target, lambda name: _command(args, name))
+    except (PatchingError, OSError) as e:
+        return f"unknown ({e})"
+    return found.summary
+
+
+def _stopped(e: stopping.Stopped) -> str:
+    message = f"stopped by {e.name} before it finished"
+    if e.files_now is None:
+        return (
+            f"{message}. Next: `{PROG} status` says what the files are now; run the same command "
+            "again to finish it."
+        )
+    if e.files_now.startswith("interrupted"):
+        return (
+            f"{message}; the files are not both rolled back yet: {e.files_now}. Next: run the "
+            "same command again; it rolls back first."
+        )
+    return f"{message}; the files are now {e.files_now}. Next: run the same command again."
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
@@ -303,10 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping.raise_on_signals()
         return _main(argv)
     except stopping.Stopped as e:
-        message = (
-            f"stopped by {e.name} before it finished. Next: `{PROG} status` says what the files "
-            "are now; run the same command again to finish it."
-        )
+        message = _stopped(e)
         code = Exit(128 + e.signum)
         return _emit(_Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
     except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
@@ -350,11 +399,17 @@ def _main(argv: list[str]) -> int:
             sys.stdout.write(patch)
             return 0
         assert target is not None
-        if args.command == "revert":
-            done = patching.revert(target)
-        else:
-            action = {"check": patching.check, "apply": patching.apply}[args.command]
-            done = action(target, allow_unlisted=args.allow_unlisted)
+        try:
+            if args.command == "revert":
+                done = patching.revert(target, lock_timeout=args.lock_timeout)
+            else:
+                action = {"check": patching.check, "apply": patching.apply}[args.command]
+                done = action(
+                    target, allow_unlisted=args.allow_unlisted, lock_timeout=args.lock_timeout
+                )
+        except stopping.Stopped as e:
+            e.files_now = _files_now(target, args)
+            raise
     except PatchingError as e:
         text = f"error: {e}"
         revert_refused = args.command == "revert" and e.code is Exit.FOREIGN_EDIT

@@ -89,8 +89,8 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
     elif writer.interrupted(target):
         code, state = Exit.INTERRUPTED, "interrupted"
         summary = (
-            "interrupted: a run was killed between its two file writes (journal "
-            f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
+            "interrupted: a run was killed mid-write (or could not roll back); its journal "
+            f"{target.path(TARGETS[0]).parent / writer.JOURNAL} keeps the original bytes"
         )
         next_step = f"`{command('apply')}` (or revert): it rolls the files back first"
     elif revision is not None:  # both files patched, by the same revision
@@ -127,11 +127,7 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
         state = "missing" if State.MISSING in kinds else "foreign edit"
         summary = f"{state}: expected both files pristine or both patched"
         next_step = f"put back the wheel's files: {target.reinstall}"
-    notes = list(target.notes) + [
-        f"{tmp} ({tmp.stat().st_size} bytes) was left by a killed run; the next apply or revert "
-        "removes it"
-        for tmp in writer.leftovers(target)
-    ]
+    notes = list(target.notes) + writer.leftover_notes(target)
     data = {
         "state": state,
         "version": target.version,
