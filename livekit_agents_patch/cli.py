@@ -34,13 +34,15 @@ EXIT_HELP = """exit codes:
   5  foreign edit: a file is neither pristine nor patched, or missing; (wheel) upstream's
      wheel is not as published; (revert) installed from a patched wheel
   6  status: pristine, the fix is not applied
-  7  cannot write (read-only, another owner, symlink out of the package); nothing changed
-  8  status: a run was interrupted mid-write; the next apply or revert rolls it back
+  7  cannot write (read-only, another owner, symlink out of the package, a full disk), or
+     another run holds the lock past --lock-timeout; nothing changed
+  8  status: a run was killed mid-write; the next apply or revert rolls it back
   9  the checks could not run on this target (harness error, hypothesis or looptime
      missing there, unsupported Python; for --allow-unlisted, on the patched copy); never a
      verdict on the fix
  10  internal error: a bug in this tool (the traceback is printed); report it
-129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM"""
+129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM (a write in progress is
+     rolled back first; the last line says what the files are now)"""
 
 
 _Parser = usage.Parser

@@ -14,8 +14,8 @@ fault alone, and
   bytes, never the harmless mix without the journal that lets the next run undo it;
 - the exit code is the signal's 128 + N, 7 for the error, or 0 when it landed after the commit;
 - then the next plain run reaches the requested state with nothing left over. A run whose
-  files are already the scenario's start or end state, with nothing left over, is not rerun:
-  that next run would be the same as the scenario's own clean run, already checked.
+  files are in a scenario's start state or the end state, with nothing left over, is not rerun:
+  that next run would be the same as a scenario's own clean run, already checked (or a no-op).
 
 The negative control runs the same oracle on the writer from before issue 17
 (``support/before/writer.py.txt``, put in place of the package's on a copy of the tool) and
@@ -143,6 +143,14 @@ SCENARIOS = {
 }
 
 
+SETTLED_STARTS = {
+    "apply": {SPEECH: "pristine", EVENTS: "pristine"},
+    "revert": {SPEECH: LATEST, EVENTS: LATEST},
+    "upgrade": {SPEECH: "revision 1", EVENTS: LATEST},  # revision 2 keeps 1's events.py
+}
+"""Each scenario's start state, where it has nothing left over (the recovery's has a journal)."""
+
+
 def write_steps(trace: Path) -> list[str]:
     """``FUNC#N`` of each write step in a traced run (N counts every call of FUNC, as the fault
     rules do), from the lock on."""
@@ -169,6 +177,7 @@ def run_matrix(
     make(template, NEWEST)
     scenario.start(template)
     start = _states(template)
+    assert start == SETTLED_STARTS.get(scenario_name(scenario), start)
 
     def copy(name: str) -> tuple[Path, dict[str, str]]:
         root = tmp_path / name
@@ -194,8 +203,8 @@ def run_matrix(
         if problem is None and "Traceback" in done.stderr:
             problem = f"a traceback: {done.stderr}"
         settled = not _leftovers(root) and not (_voice(root) / JOURNAL).exists()
-        done_already = settled and set(_states(root).values()) == {scenario.want}
-        if problem is None and not done_already and not (settled and _states(root) == start):
+        known = settled and (_states(root) == start or _states(root) in _settled_starts(scenario))
+        if problem is None and not known:
             again = cli(scenario.command, root=root, env=path)
             if again.returncode != 0 or set(_states(root).values()) != {scenario.want}:
                 problem = f"the next run: exit {again.returncode}, {_states(root)}"
@@ -207,6 +216,20 @@ def run_matrix(
                 break
         shutil.rmtree(root)
     return violations
+
+
+def _settled_starts(scenario: Scenario) -> list[dict[str, str]]:
+    """The states, with nothing left over, from which a clean run of ``scenario.command`` is
+    checked by a scenario of its own (its start) or is a no-op (the wanted state)."""
+    states = [{SPEECH: scenario.want, EVENTS: scenario.want}]
+    for name, other in SCENARIOS.items():
+        if other.command == scenario.command and name in SETTLED_STARTS:
+            states.append(SETTLED_STARTS[name])
+    return states
+
+
+def scenario_name(scenario: Scenario) -> str:
+    return next(name for name, each in SCENARIOS.items() if each is scenario)
 
 
 def _signum(fault: str) -> int:
