@@ -343,9 +343,11 @@ def _stopped(e: stopping.Stopped) -> str:
             "again to finish it."
         )
     if e.files_now.startswith("interrupted"):
+        # only the rollback of an earlier interrupted run is stopped this way: this run's own
+        # write is rolled back with the signals held
         return (
-            f"{message}; the files are not both rolled back yet: {e.files_now}. Next: run the "
-            "same command again; it rolls back first."
+            f"{message}, while rolling back an interrupted run; nothing is lost: {e.files_now}. "
+            "Next: run the same command again; it rolls back first."
         )
     return f"{message}; the files are now {e.files_now}. Next: run the same command again."
 

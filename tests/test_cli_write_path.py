@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from support.cli import (
+    BETWEEN_THE_WRITES,
+    FAULT_EXIT,
     NEWEST,
     PYTHON,
     Install,
@@ -83,6 +85,23 @@ def test_a_signal_after_the_commit_says_the_files_are_patched(
     done = cli("apply", "--json", root=install.root, env=env)
     assert done.returncode == 128 + int(getattr(signal, signal_name))
     assert "the files are now patched" in str(json_of(done)["error"])
+    assert install.state() == PATCHED
+    install.no_leftovers()
+
+
+def test_ctrl_c_while_rolling_back_a_killed_run_keeps_its_journal_and_says_so(
+    install: Install,
+) -> None:
+    """The recovery of a killed run is rolled back last-written file first, so a Ctrl-C in it
+    leaves a state that runs, journaled; the next run finishes it."""
+    killed = cli("apply", root=install.root, env=faults(BETWEEN_THE_WRITES["apply"] + "=exit"))
+    assert killed.returncode == FAULT_EXIT and _journal(install).exists()
+    done = cli("apply", root=install.root, env=faults("os.replace#1:after=SIGINT"))
+    assert done.returncode == Exit.SIGINT, done.stderr
+    assert "while rolling back an interrupted run; nothing is lost: interrupted:" in done.stderr
+    assert install.state() == BOTH and _journal(install).exists()
+    again = cli("apply", root=install.root)
+    assert again.stdout.startswith("applied (after rolling back an interrupted run)")
     assert install.state() == PATCHED
     install.no_leftovers()
 

@@ -88,9 +88,10 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
         )
     elif writer.interrupted(target):
         code, state = Exit.INTERRUPTED, "interrupted"
+        journal = target.path(TARGETS[0]).parent / writer.JOURNAL
         summary = (
-            "interrupted: a run was killed mid-write (or could not roll back); its journal "
-            f"{target.path(TARGETS[0]).parent / writer.JOURNAL} keeps the original bytes"
+            "interrupted: a write was cut short (a run killed mid-write, or stopped or failing "
+            f"while rolling one back); its journal {journal} keeps the original bytes"
         )
         next_step = f"`{command('apply')}` (or revert): it rolls the files back first"
     elif revision is not None:  # both files patched, by the same revision
