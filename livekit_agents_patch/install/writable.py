@@ -211,7 +211,7 @@ def remedy(e: OSError, path: Path) -> str:
     if e.errno in _FULL:
         return (
             f"free some space on the file system of {path.parent} (`df -h {path.parent}`; the "
-            "write needs about twice the size of the two files, under a megabyte)"
+            "write needs about three times the two files' size, under a megabyte)"
         )
     if cause_.startswith("a read-only"):
         return "apply the fix where the environment is built, before it is made read-only"
