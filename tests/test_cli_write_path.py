@@ -286,3 +286,28 @@ def test_a_full_disk_says_the_disk_is_full_and_what_to_do(install: Install, call
     assert "df -h" in done.stderr and "chattr" not in done.stderr
     assert snapshot(install.root) == before
     install.no_leftovers()
+
+
+# --- the messages of a failure around the journal --------------------------------------------
+
+
+def test_a_leftover_that_cannot_be_removed_is_refused_before_writing(install: Install) -> None:
+    leftover = install.file(SPEECH).parent / f".events.py{TMP_SUFFIX}"
+    leftover.symlink_to("/etc/passwd")
+    before = snapshot(install.root)
+    done = cli("apply", root=install.root, env=faults(f"os.unlink~{TMP_SUFFIX}#1:before=raise"))
+    assert done.returncode == Exit.IO_ERROR, done.stderr
+    assert f"could not remove the leftover {leftover}" in done.stderr
+    assert "nothing was changed" in done.stderr and snapshot(install.root) == before
+
+
+def test_a_failed_rollback_of_a_killed_run_keeps_its_journal_and_says_so(install: Install) -> None:
+    killed = cli("apply", root=install.root, env=faults(BETWEEN_THE_WRITES["apply"] + "=exit"))
+    assert killed.returncode == FAULT_EXIT
+    done = cli("apply", root=install.root, env=faults("os.replace#1:before=raise:ENOSPC"))
+    assert done.returncode == Exit.IO_ERROR, done.stderr
+    assert "cannot roll back the interrupted run" in done.stderr
+    assert "(the disk is full)" in done.stderr and "Traceback" not in done.stderr
+    assert f"its journal {_journal(install)} keeps the original bytes" in done.stderr
+    assert install.state() == {SPEECH: "patched", EVENTS: "pristine"} and _journal(install).exists()
+    assert cli("apply", root=install.root).returncode == 0 and install.state() == PATCHED

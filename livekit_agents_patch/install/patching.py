@@ -231,7 +231,13 @@ def _run(
             return result + "".join(f" ({note})" for note in notes)
         writable.check_writable(target)
         # first: a link planted at a temporary name is unlinked before anything is written
-        writer.clean_leftovers(target)
+        stuck = writer.clean_leftovers(target)
+        if stuck:
+            raise PatchingError(
+                Exit.IO_ERROR,
+                f"expected to remove what sits at this tool's own names first, but {stuck[0]}; "
+                "nothing was changed. Next: remove it, then run the same command again.",
+            )
         recovered = writer.recover(target)
         if new is not None:
             # the one mixed state a hard kill can leave must still run: the patched events.py

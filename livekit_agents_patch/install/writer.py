@@ -175,7 +175,17 @@ def recover(target: Target) -> bool:
     original = read_journal(target)
     if original is None:
         return False
-    _restore(target, original)
+    try:
+        _restore(target, original)
+    except OSError as e:
+        where = Path(e.filename) if e.filename else _directory(target)
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"cannot roll back the interrupted run: {where}: {e.strerror or e} "
+            f"({writable.cause(e, where)}); its journal {_journal_path(target)} keeps the "
+            "original bytes, and the files are as the interrupted run left them (a state that "
+            f"runs). Next: {writable.remedy(e, where)}, then run the same command again.",
+        ) from e
     return True
 
 
@@ -227,7 +237,17 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
         except OSError as e:
             _roll_back(target, paths, original, e)
             raise _failed(target, e) from e
-        os.unlink(_journal_path(target))
+        try:
+            os.unlink(_journal_path(target))
+        except OSError as e:
+            where = _journal_path(target)
+            raise PatchingError(
+                Exit.IO_ERROR,
+                f"both files were written and checked by hash, but the journal {where} could "
+                f"not be removed: {e.strerror or e} ({writable.cause(e, where)}); while it is "
+                "there, the next apply or revert rolls the files back first. Next: "
+                f"{writable.remedy(e, where)}, then run the same command again.",
+            ) from e
         _fsync_dir(_directory(target))
 
 
