@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__, stopping, usage
 from .exits import Exit
-from .install import environment, patching, status, unlisted, verify_target, wheel
+from .install import environment, lock, patching, status, unlisted, verify_target, wheel
 from .install.index import TARGETS, load
 from .install.target import PatchingError, Target
 from .scan import files as scanning
@@ -36,13 +36,15 @@ EXIT_HELP = """exit codes:
      wheel is not as published (not the pinned sha256, unsafe names, an untrue RECORD, a
      damaged entry); (revert) installed from a patched wheel
   6  status: pristine, the fix is not applied
-  7  cannot write (read-only, another owner, symlink out of the package); nothing changed
-  8  status: a run was interrupted mid-write; the next apply or revert rolls it back
+  7  cannot write (read-only, another owner, symlink out of the package, a full disk), or
+     another run holds the lock past --lock-timeout; nothing changed
+  8  status: a run was killed mid-write; the next apply or revert rolls it back
   9  the checks could not run on this target (harness error, hypothesis or looptime
      missing there, unsupported Python, verify --timeout passed; for --allow-unlisted, on
      the patched copy); never a verdict on the fix
  10  internal error: a bug in this tool (the traceback is printed); report it
-129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM"""
+129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM (a write in progress is
+     rolled back first; the last line says what the files are now)"""
 
 
 _Parser = usage.Parser
@@ -56,6 +58,27 @@ def _examples(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a number of scenarios >= 1, found {number}")
     return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, found {value!r}")
+    return number
+
+
+def _add_lock_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=lock.TIMEOUT,
+        metavar="SECONDS",
+        help="wait at most this long for another run on the same install (default: "
+        f"{lock.TIMEOUT:g}; 0: do not wait); past it, exit 7 naming that run's pid",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,11 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="dry run of apply: would it apply, and why not", parents=[common]
     )
     check.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
+    _add_lock_timeout(check)
     apply = commands.add_parser(
         "apply", help="patch both files, all or nothing (idempotent)", parents=[common]
     )
     apply.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
-    commands.add_parser("revert", help="restore the pristine bytes (idempotent)", parents=[common])
+    _add_lock_timeout(apply)
+    revert = commands.add_parser(
+        "revert", help="restore the pristine bytes (idempotent)", parents=[common]
+    )
+    _add_lock_timeout(revert)
     verify = commands.add_parser(
         "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
     )
@@ -318,6 +346,34 @@ def _emit(as_json: bool, code: Exit, data: dict[str, Any], text: str, error: boo
     return usage.finish(as_json, int(code), data, text, error)
 
 
+def _files_now(target: Target, args: argparse.Namespace) -> str:
+    """What the files are after a stopped run, judged from their bytes (as ``status`` does), so
+    the last line says the truth wherever the signal landed."""
+    try:
+        with stopping.deferred():
+            found = status.status(target, lambda name: _command(args, name))
+    except (PatchingError, OSError) as e:
+        return f"unknown ({e})"
+    return found.summary
+
+
+def _stopped(e: stopping.Stopped) -> str:
+    message = f"stopped by {e.name} before it finished"
+    if e.files_now is None:
+        return (
+            f"{message}. Next: `{PROG} status` says what the files are now; run the same command "
+            "again to finish it."
+        )
+    if e.files_now.startswith("interrupted"):
+        # only the rollback of an earlier interrupted run is stopped this way: this run's own
+        # write is rolled back with the signals held
+        return (
+            f"{message}, while rolling back an interrupted run; nothing is lost: {e.files_now}. "
+            "Next: run the same command again; it rolls back first."
+        )
+    return f"{message}; the files are now {e.files_now}. Next: run the same command again."
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _Parser.json_wanted = usage.wants_json(argv)
@@ -327,10 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _main(args)
     except stopping.Stopped as e:
-        message = (
-            f"stopped by {e.name} before it finished. Next: `{PROG} status` says what the files "
-            "are now; run the same command again to finish it."
-        )
+        message = _stopped(e)
         code = Exit(128 + e.signum)
         return _emit(_Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
     except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
@@ -387,11 +440,17 @@ def _main(args: argparse.Namespace) -> int:
             usage.write(patch)
             return 0
         assert target is not None
-        if args.command == "revert":
-            done = patching.revert(target)
-        else:
-            action = {"check": patching.check, "apply": patching.apply}[args.command]
-            done = action(target, allow_unlisted=args.allow_unlisted)
+        try:
+            if args.command == "revert":
+                done = patching.revert(target, lock_timeout=args.lock_timeout)
+            else:
+                action = {"check": patching.check, "apply": patching.apply}[args.command]
+                done = action(
+                    target, allow_unlisted=args.allow_unlisted, lock_timeout=args.lock_timeout
+                )
+        except stopping.Stopped as e:
+            e.files_now = _files_now(target, args)
+            raise
     except PatchingError as e:
         text = f"error: {e}"
         revert_refused = args.command == "revert" and e.code is Exit.FOREIGN_EDIT

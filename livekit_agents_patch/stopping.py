@@ -10,7 +10,9 @@ bytecode boundary of the main thread, and the CLI ends with one line (one JSON o
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from types import FrameType
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -22,6 +24,8 @@ class Stopped(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+        self.files_now: str | None = None
+        """What the files are once the command stopped (``apply``/``revert``), in words."""
 
     @property
     def name(self) -> str:
@@ -41,3 +45,18 @@ def raise_on_signals() -> None:
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _raise)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP for the block; one that arrived is raised right after.
+
+    The signals are blocked in the kernel (``pthread_sigmask``), so one that arrives meanwhile
+    stays pending and is delivered when the block ends: ``Stopped`` is then raised at the
+    block's exit, never inside it. For steps that must not be torn: a rollback, a commit.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

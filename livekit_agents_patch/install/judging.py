@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exits import Exit
+from . import ownfiles
 from .index import TARGETS, Index, Release, load, sha256
 from .target import PatchingError, Target
 
@@ -46,12 +47,13 @@ def revision_of(reports: list[FileReport]) -> int | None:
 
 
 def read(target: Target) -> dict[str, bytes | None]:
-    """The bytes of both targets as they are on disk (``None``: missing)."""
+    """The bytes of both targets as they are on disk (``None``: missing, or no regular file:
+    a FIFO or a device there is never opened for reading, a file is read up to a bound)."""
     out: dict[str, bytes | None] = {}
     for relative in TARGETS:
         path = target.path(relative)
         try:
-            out[relative] = path.read_bytes() if path.is_file() else None
+            out[relative] = ownfiles.read_regular(path.resolve()) if path.is_file() else None
         except OSError as e:
             raise PatchingError(Exit.IO_ERROR, f"cannot read {path}: {e}") from e
     return out

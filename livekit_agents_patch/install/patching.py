@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..exits import Exit
-from . import applier, unlisted, writable, writer
+from . import applier, lock, unlisted, writable, writer
 from .index import STRIP, TARGETS, Index, Release, load, sha256
 from .judging import FileReport, State, describe, from_patched_wheel, judge, read, revision_of
 from .target import PatchingError, Target
@@ -214,11 +214,13 @@ def plan(
     )
 
 
-def _run(target: Target, *, reverse: bool, allow_unlisted: bool = False) -> str:
+def _run(
+    target: Target, *, reverse: bool, allow_unlisted: bool = False, lock_timeout: float
+) -> str:
     """Decide from the bytes on disk (as an interrupted run's rollback would leave them), then
     write only if something must change: an install already in the wanted state is left alone,
     so a read-only one is fine."""
-    with writer.locked(target):
+    with lock.locked(target, lock_timeout):
         original = writer.read_journal(target)
         contents = {**read(target), **(original or {})}
         # revert needs no opt-in: the pristine bytes it restores are the ones RECORD lists
@@ -228,8 +230,15 @@ def _run(target: Target, *, reverse: bool, allow_unlisted: bool = False) -> str:
             notes = writer.clean_leftovers(target)
             return result + "".join(f" ({note})" for note in notes)
         writable.check_writable(target)
+        # first: a link planted at a temporary name is unlinked before anything is written
+        stuck = writer.clean_leftovers(target)
+        if stuck:
+            raise PatchingError(
+                Exit.IO_ERROR,
+                f"expected to remove what sits at this tool's own names first, but {stuck[0]}; "
+                "nothing was changed. Next: remove it, then run the same command again.",
+            )
         recovered = writer.recover(target)
-        writer.clean_leftovers(target)
         if new is not None:
             # the one mixed state a hard kill can leave must still run: the patched events.py
             # calls a method only the patched speech_handle.py has, so that file is patched
@@ -241,18 +250,28 @@ def _run(target: Target, *, reverse: bool, allow_unlisted: bool = False) -> str:
         return result + (" (after rolling back an interrupted run)" if recovered else "")
 
 
-def apply(target: Target, *, allow_unlisted: bool = False) -> str:
+def apply(
+    target: Target, *, allow_unlisted: bool = False, lock_timeout: float = lock.TIMEOUT
+) -> str:
     """Patch both files; idempotent. Return what was done."""
-    return _run(target, reverse=False, allow_unlisted=allow_unlisted)
+    return _run(target, reverse=False, allow_unlisted=allow_unlisted, lock_timeout=lock_timeout)
 
 
-def revert(target: Target) -> str:
+def revert(target: Target, *, lock_timeout: float = lock.TIMEOUT) -> str:
     """Restore the pristine bytes; idempotent. Return what was done."""
-    return _run(target, reverse=True)
+    return _run(target, reverse=True, lock_timeout=lock_timeout)
 
 
-def check(target: Target, *, allow_unlisted: bool = False) -> str:
-    """What ``apply`` would do, without writing anything."""
+def check(
+    target: Target, *, allow_unlisted: bool = False, lock_timeout: float = lock.TIMEOUT
+) -> str:
+    """What ``apply`` would do, without writing anything (under the lock: never judged from a
+    write half done by another run)."""
+    with lock.locked(target, lock_timeout):
+        return _check(target, allow_unlisted=allow_unlisted)
+
+
+def _check(target: Target, *, allow_unlisted: bool) -> str:
     original = writer.read_journal(target)
     contents = {**read(target), **(original or {})}
     result, new = plan(target, contents, reverse=False, allow_unlisted=allow_unlisted)

@@ -88,9 +88,10 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
         )
     elif writer.interrupted(target):
         code, state = Exit.INTERRUPTED, "interrupted"
+        journal = target.path(TARGETS[0]).parent / writer.JOURNAL
         summary = (
-            "interrupted: a run was killed between its two file writes (journal "
-            f"{target.path(TARGETS[0]).parent / writer.JOURNAL})"
+            "interrupted: a write was cut short (a run killed mid-write, or stopped or failing "
+            f"while rolling one back); its journal {journal} keeps the original bytes"
         )
         next_step = f"`{command('apply')}` (or revert): it rolls the files back first"
     elif revision is not None:  # both files patched, by the same revision
@@ -127,11 +128,7 @@ def status(target: Target, command: Callable[[str], str]) -> Status:
         state = "missing" if State.MISSING in kinds else "foreign edit"
         summary = f"{state}: expected both files pristine or both patched"
         next_step = f"put back the wheel's files: {target.reinstall}"
-    notes = list(target.notes) + [
-        f"{tmp} ({tmp.stat().st_size} bytes) was left by a killed run; the next apply or revert "
-        "removes it"
-        for tmp in writer.leftovers(target)
-    ]
+    notes = list(target.notes) + writer.leftover_notes(target)
     data = {
         "state": state,
         "version": target.version,

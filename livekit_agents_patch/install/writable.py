@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import fnmatch
 import os
 import stat
 import struct
@@ -87,6 +88,65 @@ def _owner(path: Path) -> str:
     return f"owned by uid {st.st_uid}, mode {mode}; this run is uid {os.geteuid()}"
 
 
+def _caches(target: Target, relative: str) -> list[Path]:
+    """The ``__pycache__`` directories Python may hold the target's bytecode in: beside the name
+    it is imported by and beside the real file (the same one unless the target is a link)."""
+    sources = [target.path(relative), real_path(target, relative)]
+    return list(dict.fromkeys(source.parent / "__pycache__" for source in sources))
+
+
+def cached_bytecode(target: Target, relative: str) -> list[Path]:
+    """The target's cached .pyc files (``stem.*.pyc``), found without following a link."""
+    found = []
+    stem = target.path(relative).stem, real_path(target, relative).stem
+    for cache in _caches(target, relative):
+        if not cache.is_dir() or cache.is_symlink():
+            continue
+        found += [
+            cache / name
+            for name in sorted(os.listdir(cache))
+            if any(fnmatch.fnmatchcase(name, f"{s}.*.pyc") for s in stem)
+        ]
+    return found
+
+
+def _unwritable_cache(target: Target) -> str | None:
+    """Why the target's cached bytecode could not be removed: the write would replace a file
+    whose stale unchecked-hash .pyc then still runs, so this is refused before writing."""
+    for relative in TARGETS:
+        for cache in _caches(target, relative):
+            if cache.is_symlink():
+                return (
+                    f"{cache} is a symbolic link (to {os.readlink(cache)}), where Python keeps "
+                    "the files' bytecode; this tool removes stale bytecode there and never "
+                    f"through a link. Next: remove the link (`rm {cache}`)"
+                )
+        if not cached_bytecode(target, relative):
+            continue
+        for cache in _caches(target, relative):
+            if not any(p.parent == cache for p in cached_bytecode(target, relative)):
+                continue
+            if _read_only_mount(cache):
+                return (
+                    f"{cache}, which holds bytecode of the files that must be removed with "
+                    "them, is on a read-only file system. Next: apply the fix where the "
+                    "environment is built (or install a patched wheel)"
+                )
+            if flag := _locked_flag(cache):
+                return (
+                    f"the directory {cache}, which holds bytecode of the files that must be "
+                    f"removed with them, is {flag} (chattr +i/+a). Next: as root, "
+                    f"`chattr -i -a {cache}`"
+                )
+            if not os.access(cache, os.W_OK):
+                return (
+                    f"the directory {cache}, which holds bytecode of the files that must be "
+                    f"removed with them, is not writable by this user ({_owner(cache)}). Next: "
+                    "run as the owner of the environment, or remove that bytecode"
+                )
+    return None
+
+
 def unwritable(target: Target) -> str | None:
     """Why replacing the targets would fail, naming the real cause; ``None`` if nothing does.
 
@@ -115,7 +175,7 @@ def unwritable(target: Target) -> str | None:
                 f"the directory {directory} is not writable by this user ({_owner(directory)}). "
                 "Next: run as the owner of the environment, e.g. in the Dockerfile before USER"
             )
-    return None
+    return _unwritable_cache(target)
 
 
 def check_writable(target: Target) -> None:
@@ -130,7 +190,12 @@ def check_writable(target: Target) -> None:
         )
 
 
+_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the user's disk quota is used up"}
+
+
 def cause(e: OSError, path: Path) -> str:
+    if e.errno in _FULL:
+        return _FULL[e.errno]
     if e.errno == errno.EROFS or _read_only_mount(path.parent):
         return "a read-only file system"
     flag = next((f for p in (path, path.parent) if p.exists() and (f := _locked_flag(p))), None)
@@ -143,8 +208,18 @@ def cause(e: OSError, path: Path) -> str:
 
 def remedy(e: OSError, path: Path) -> str:
     cause_ = cause(e, path)
+    if e.errno in _FULL:
+        return (
+            f"free some space on the file system of {path.parent} (`df -h {path.parent}`; the "
+            "write needs about three times the two files' size, under a megabyte)"
+        )
     if cause_.startswith("a read-only"):
         return "apply the fix where the environment is built, before it is made read-only"
-    if cause_.startswith("an "):
+    if cause_.endswith("file or directory"):
         return "as root, `chattr -i -a` the file and its directory"
-    return "make the directory writable (run as its owner)"
+    if cause_.startswith("permissions"):
+        return "make the directory writable (run as its owner)"
+    return (
+        f"check the disk and the file system of {path.parent} (`dmesg` shows I/O errors) and "
+        "that the path is a regular file"
+    )

@@ -1,12 +1,25 @@
-"""The crash-safe writer: both target files replaced, or neither, under a lock.
+"""The crash-safe writer: both target files replaced, or neither.
 
 The new bytes go to temporary files beside the targets, then a journal of the original bytes is
-written, then both targets are replaced with ``os.replace``, all under a lock on the directory.
-An exception restores the originals at once; a run killed between the two replacements leaves
+written, then both targets are replaced with ``os.replace`` in the order ``patching`` gives (the
+only mixed state a kill can leave is the harmless one: patched ``speech_handle.py``, stock
+``events.py``), then both are checked by hash and only then is the journal removed. Any failure,
+and SIGINT/SIGTERM/SIGHUP (``stopping.Stopped``), rolls back at once; a run killed outright leaves
 the journal, and the next ``apply`` or ``revert`` rolls it back before doing anything else
 (``status`` reports it meanwhile). Cached bytecode of the targets is removed so that a fresh
 interpreter compiles the new source, also when it held unchecked hash-based .pyc files, which
-Python would otherwise trust without looking.
+Python would otherwise trust without looking. Names are created and read as ``ownfiles`` says:
+never through a link.
+
+Why the rollback judges by the bytes on disk and not by a record of what was replaced: a signal
+raises ``Stopped`` at any bytecode boundary, also between ``os.replace`` returning and the line
+that would record it, and an injected or real error can come after a rename that did happen. So
+no bookkeeping is trusted: the rollback compares each file with the journal's original and puts
+back what differs, last-written file first (so a rollback torn in turn leaves the harmless mix,
+journaled), checks both by hash, and only then removes the journal. The rollback and the commit
+(hash check, journal removal) run with the signals deferred (``stopping.deferred``), so a second
+Ctrl-C cannot tear them; the writes themselves are not deferred, so Ctrl-C stops a run on a slow
+disk at once.
 
 This module decides nothing: ``patching`` says what to write.
 """
@@ -16,86 +29,49 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import json
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
+from .. import stopping
 from ..exits import Exit
-from . import writable
+from . import ownfiles, writable
 from .index import TARGETS, sha256
 from .target import PatchingError, Target
 
-JOURNAL = ".livekit-agents-patch.journal"
-TMP_SUFFIX = ".livekit-agents-patch.tmp"
+JOURNAL = ownfiles.JOURNAL
+TMP_SUFFIX = ownfiles.TMP_SUFFIX
 
 
 def _directory(target: Target) -> Path:
     return target.path(TARGETS[0]).parent
 
 
-@contextlib.contextmanager
-def locked(target: Target) -> Iterator[None]:
-    """An exclusive ``flock`` on the targets' directory itself: no lock file is left behind,
-    and a read-only directory can still be locked (and so be reported as read-only)."""
-    directory = _directory(target)
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as e:
-        raise PatchingError(
-            Exit.FOREIGN_EDIT,
-            f"expected the directory {directory}, found: {e}. Next: {target.reinstall}",
-        ) from e
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another livekit-agents-patch run on {directory}", file=sys.stderr)
-            sys.stderr.flush()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _journal_path(target: Target) -> Path:
+    return _directory(target) / JOURNAL
 
 
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
 
-def _write_temp(path: Path, data: bytes, like: Path | None = None) -> Path:
-    """``data`` in a temporary file beside ``path``, synced, with the mode and owner of ``like``."""
-    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+def _current(path: Path) -> bytes | None:
+    """The bytes of a target file now (``None``: no regular file there)."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if like is not None:
-            st = like.stat()
-            os.chmod(tmp, st.st_mode & 0o7777)
-            if hasattr(os, "chown") and os.geteuid() == 0:
-                with contextlib.suppress(OSError):
-                    os.chown(tmp, st.st_uid, st.st_gid)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _journal_path(target: Target) -> Path:
-    return _directory(target) / JOURNAL
+        return ownfiles.read_regular(path)
+    except FileNotFoundError:
+        return None
 
 
 def _write_journal(
     target: Target, operation: str, original: dict[str, bytes], new: dict[str, bytes]
 ) -> None:
+    """The original bytes, in the order the files are written (the rollback reverses it)."""
     data = {
         "format": 1,
         "operation": operation,
@@ -110,28 +86,30 @@ def _write_journal(
         },
     }
     journal = _journal_path(target)
-    tmp = _write_temp(journal, json.dumps(data).encode("utf-8"))
+    tmp = ownfiles.write_temp(journal, json.dumps(data).encode("utf-8"))
     os.replace(tmp, journal)
     _fsync_dir(journal.parent)
 
 
 def read_journal(target: Target) -> dict[str, bytes] | None:
-    """The original bytes an interrupted run saved, checked against the files now on disk."""
+    """The original bytes an interrupted run saved (in its write order), checked against the
+    files now on disk. Anything but a regular file at the journal's name is no journal: it is
+    a leftover (``leftovers``), never read."""
     journal = _journal_path(target)
-    if not journal.exists():
+    if not ownfiles.is_regular(journal):
         return None
     stale = (
         f"Next: if the files are as you want them, delete {journal}; otherwise "
         f"{target.reinstall}, then delete {journal}."
     )
     try:
-        data = json.loads(journal.read_text(encoding="utf-8"))
+        data = json.loads(ownfiles.read_regular(journal).decode("utf-8"))
         files = data["files"]
         original = {
             rel: base64.b64decode(entry["original"], validate=True) for rel, entry in files.items()
         }
         new = {rel: str(entry["new_sha256"]) for rel, entry in files.items()}
-    except (OSError, ValueError, KeyError, TypeError, binascii.Error) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error) as e:
         raise PatchingError(
             Exit.INTERRUPTED,
             f"{journal}: expected the journal of an interrupted run, found "
@@ -144,8 +122,9 @@ def read_journal(target: Target) -> dict[str, bytes] | None:
             f"{target.version} is installed now: it cannot be rolled back. {stale}",
         )
     for relative, saved in original.items():
-        path = target.path(relative)
-        current = sha256(path.read_bytes()) if path.is_file() else None
+        path = writable.real_path(target, relative)
+        found = _current(path)
+        current = sha256(found) if found is not None else None
         if current not in (sha256(saved), new[relative]):
             raise PatchingError(
                 Exit.INTERRUPTED,
@@ -157,7 +136,38 @@ def read_journal(target: Target) -> dict[str, bytes] | None:
 
 
 def interrupted(target: Target) -> bool:
-    return _journal_path(target).exists()
+    """Whether an interrupted run's journal is there (a regular file, as only this tool writes)."""
+    return ownfiles.is_regular(_journal_path(target))
+
+
+def _restore(target: Target, original: dict[str, bytes]) -> None:
+    """Put back ``original`` where the bytes on disk differ, the last-written file first; check
+    both by hash; only then remove the journal (so a failure on the way keeps it)."""
+    for relative in reversed(original):
+        path = writable.real_path(target, relative)
+        current = _current(path)
+        if current != original[relative]:
+            like = os.stat(path) if current is not None else None
+            os.replace(ownfiles.write_temp(path, original[relative], like), path)
+            with contextlib.suppress(OSError):  # the restored bytes are those the .pyc was of
+                _drop_bytecode(target, relative)
+    _fsync_dir(_directory(target))
+    _check(target, original, "restored")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_journal_path(target))
+    _fsync_dir(_directory(target))
+
+
+def _check(target: Target, wanted: dict[str, bytes], what: str) -> None:
+    for relative, data in wanted.items():
+        path = writable.real_path(target, relative)
+        found = _current(path)
+        if found is None or sha256(found) != sha256(data):
+            raise OSError(
+                f"{path} was {what}, but reads back with sha256 "
+                f"{sha256(found)[:12] if found is not None else 'no file'}…, expected "
+                f"{sha256(data)[:12]}…"
+            )
 
 
 def recover(target: Target) -> bool:
@@ -165,13 +175,17 @@ def recover(target: Target) -> bool:
     original = read_journal(target)
     if original is None:
         return False
-    for relative, data in original.items():
-        path = writable.real_path(target, relative)
-        if not path.is_file() or path.read_bytes() != data:
-            os.replace(_write_temp(path, data, like=path if path.is_file() else None), path)
-            _drop_bytecode(target, relative)
-    _fsync_dir(_directory(target))
-    _journal_path(target).unlink()
+    try:
+        _restore(target, original)
+    except OSError as e:
+        where = Path(e.filename) if e.filename else _directory(target)
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"cannot roll back the interrupted run: {where}: {e.strerror or e} "
+            f"({writable.cause(e, where)}); its journal {_journal_path(target)} keeps the "
+            "original bytes, and the files are as the interrupted run left them (a state that "
+            f"runs). Next: {writable.remedy(e, where)}, then run the same command again.",
+        ) from e
     return True
 
 
@@ -180,72 +194,112 @@ def _drop_bytecode(target: Target, relative: str) -> None:
 
     Python caches a module under the name it is imported by, which is the link's when the
     target is a symlink inside the package, so both that name and the real file's are cleared.
+    ``unlink`` removes a planted link itself; ``writable`` refused a ``__pycache__`` that is one.
     """
-    sources = {target.path(relative), writable.real_path(target, relative)}
-    for source in sources:
-        for pyc in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
-            pyc.unlink(missing_ok=True)
+    for pyc in writable.cached_bytecode(target, relative):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pyc)
+
+
+def _temps(paths: dict[str, Path], target: Target) -> list[Path]:
+    return [ownfiles.temp_name(p) for p in paths.values()] + [
+        ownfiles.temp_name(_journal_path(target))
+    ]
 
 
 def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
-    """Replace both files, or neither: temporaries and journal first, restore on any failure."""
+    """Replace both files, in ``new``'s order, or neither: temporaries and journal first,
+    restore on any failure or stopping signal."""
     paths = {relative: writable.real_path(target, relative) for relative in new}
-    original = {relative: paths[relative].read_bytes() for relative in new}
-    temps: dict[str, Path] = {}
-    replaced: list[str] = []
+    original = {}
+    for relative, path in paths.items():
+        data = _current(path)
+        if data is None:
+            raise PatchingError(Exit.FOREIGN_EDIT, f"expected the file {path}, found none")
+        original[relative] = data
     try:
         for relative, data in new.items():
-            temps[relative] = _write_temp(paths[relative], data, like=paths[relative])
+            ownfiles.write_temp(paths[relative], data, like=os.stat(paths[relative]))
         _write_journal(target, operation, original, new)
-        for relative in new:
-            os.replace(temps[relative], paths[relative])
-            del temps[relative]  # only once it is gone: a failed replace leaves it to clean up
-            replaced.append(relative)
+        for relative, path in paths.items():
+            os.replace(ownfiles.temp_name(path), path)
             _drop_bytecode(target, relative)
         _fsync_dir(_directory(target))
     except BaseException as e:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-        try:
-            for relative in replaced:
-                path = paths[relative]
-                os.replace(_write_temp(path, original[relative], like=path), path)
-                _drop_bytecode(target, relative)
-            _journal_path(target).unlink(missing_ok=True)
-        except OSError as restore_error:
-            raise PatchingError(
-                Exit.IO_ERROR,
-                f"writing failed ({e}) and so did restoring ({restore_error}); the journal "
-                f"{_journal_path(target)} keeps the original bytes. Next: run the same command "
-                "again once the disk is writable; it rolls back first.",
-            ) from e
+        with stopping.deferred():
+            _roll_back(target, paths, original, e)
         if isinstance(e, OSError):
-            where = Path(e.filename) if e.filename else _directory(target)
+            raise _failed(target, e) from e
+        raise
+    with stopping.deferred():  # the commit: checked by hash, then the journal goes
+        try:
+            _check(target, new, "written")
+        except OSError as e:
+            _roll_back(target, paths, original, e)
+            raise _failed(target, e) from e
+        try:
+            os.unlink(_journal_path(target))
+        except OSError as e:
+            where = _journal_path(target)
             raise PatchingError(
                 Exit.IO_ERROR,
-                f"cannot write {where}: {e.strerror or e} ({writable.cause(e, where)}); every file "
-                "was restored to its previous bytes and no temporary file is left. Next: "
+                f"both files were written and checked by hash, but the journal {where} could "
+                f"not be removed: {e.strerror or e} ({writable.cause(e, where)}); while it is "
+                "there, the next apply or revert rolls the files back first. Next: "
                 f"{writable.remedy(e, where)}, then run the same command again.",
             ) from e
-        raise
-    _journal_path(target).unlink()
-    _fsync_dir(_directory(target))
+        _fsync_dir(_directory(target))
+
+
+def _roll_back(
+    target: Target, paths: dict[str, Path], original: dict[str, bytes], e: BaseException
+) -> None:
+    """Undo a write that failed (or was stopped) anywhere: the tool's temporary names first
+    (whatever is there, by name), then the files by their bytes, then the journal."""
+    try:
+        for tmp in _temps(paths, target):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _restore(target, original)
+    except OSError as restore_error:
+        why = f"stopped by {e.name}" if isinstance(e, stopping.Stopped) else f"writing failed ({e})"
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"{why} and so did restoring ({restore_error}); the journal "
+            f"{_journal_path(target)} keeps the original bytes, and the files are either both "
+            "as before, both new, or patched speech_handle.py with stock events.py (which "
+            "runs). Next: run the same command again once the disk is writable; it rolls "
+            "back first.",
+        ) from e
+
+
+def _failed(target: Target, e: OSError) -> PatchingError:
+    where = Path(e.filename) if e.filename else _directory(target)
+    return PatchingError(
+        Exit.IO_ERROR,
+        f"cannot write {where}: {e.strerror or e} ({writable.cause(e, where)}); every file "
+        "was restored to its previous bytes (checked by hash) and no temporary file is left. "
+        f"Next: {writable.remedy(e, where)}, then run the same command again.",
+    )
 
 
 # --- leftovers -------------------------------------------------------------------------------
 
 
-def leftovers(target: Target) -> list[Path]:
-    """Temporary files a killed run left beside the targets (its journal's included)."""
-    found = []
+def _own_names(target: Target) -> list[Path]:
     names = [_real_path_or_none(target, relative) for relative in TARGETS]
     names.append(_journal_path(target))
-    for path in names:
-        if path is not None:
-            tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
-            if tmp.is_file() and not tmp.is_symlink():
-                found.append(tmp)
-    return found
+    return [ownfiles.temp_name(path) for path in names if path is not None]
+
+
+def leftovers(target: Target) -> list[tuple[Path, str]]:
+    """What sits at the tool's own names and is no journal: a killed run's temporary files, or
+    a link or special file planted there (``ownfiles.kind`` says which)."""
+    return ownfiles.leftovers(_own_names(target), _journal_path(target))
+
+
+def leftover_notes(target: Target) -> list[str]:
+    return [ownfiles.note(path, what) for path, what in leftovers(target)]
 
 
 def _real_path_or_none(target: Target, relative: str) -> Path | None:
@@ -256,13 +310,6 @@ def _real_path_or_none(target: Target, relative: str) -> Path | None:
 
 
 def clean_leftovers(target: Target) -> list[str]:
-    """Remove leftover temporary files; return a note for each that could not be removed."""
-    notes = []
-    for tmp in leftovers(target):
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            notes.append(f"could not remove the leftover {tmp}: {e.strerror or e}")
-    return notes
+    """Unlink every leftover (a link itself, never what it points to); return a note for each
+    that could not be removed."""
+    return ownfiles.remove(leftovers(target))

@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import py_compile
+import selectors
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,3 +185,16 @@ def unchecked_pyc(source: Path) -> Path:
     pyc = Path(written)
     assert pyc.parent.name == "__pycache__"
     return pyc
+
+
+def read_until(proc: subprocess.Popen[bytes], text: str, seen: bytearray) -> None:
+    """Read ``proc``'s stderr into ``seen`` until ``text`` appears (20 s at most)."""
+    assert proc.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 20
+        while text.encode() not in seen:
+            assert selector.select(max(0.0, deadline - time.monotonic())), f"no {text!r}: {seen!r}"
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"stderr closed before {text!r}: {seen!r}"
+            seen += chunk

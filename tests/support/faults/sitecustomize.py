@@ -9,10 +9,11 @@ Put this directory on ``PYTHONPATH`` (``support.cli.faults`` does) and name the 
 - ``~SUFFIX``: count only the calls with a path argument ending in ``SUFFIX`` (``~events.py``).
 - ``#N``: the N-th counted call (1-based).
 - ``WHEN``: ``before`` or ``after`` the real call.
-- ``ACTION``: ``raise`` (``OSError(EIO)``), ``exit`` (``os._exit(70)``: no cleanup runs, as for
-  SIGKILL), ``SIGINT`` / ``SIGTERM`` / ``SIGHUP`` / ``SIGKILL`` (delivered to this process, so
-  Python's own handling runs: ``KeyboardInterrupt`` for SIGINT), or ``hold:FIFO`` (print
-  ``fault: holding at FUNC#N`` on stderr, then wait until something writes to the FIFO).
+- ``ACTION``: ``raise`` (``OSError(EIO)``; ``raise:ENOSPC`` for another errno), ``exit``
+  (``os._exit(70)``: no cleanup runs, as for SIGKILL), ``SIGINT`` / ``SIGTERM`` / ``SIGHUP`` /
+  ``SIGKILL`` (delivered to this process, so Python's own handling runs: ``KeyboardInterrupt``
+  for SIGINT), or ``hold:FIFO`` (print ``fault: holding at FUNC#N`` on stderr, then wait until
+  something writes to the FIFO).
 
 ``LKP_FAULTS_TRACE=FILE`` appends one line per call of each function in ``TRACED`` (name and
 path arguments), so a test can enumerate a command's write steps and then fault each one.
@@ -73,8 +74,9 @@ class _Rule:
 
     def fire(self) -> None:
         where = f"{self.func}{'~' + self.suffix if self.suffix else ''}#{self.number}"
-        if self.action == "raise":
-            raise OSError(errno.EIO, f"injected fault at {where}")
+        if self.action == "raise" or self.action.startswith("raise:"):
+            code = getattr(errno, self.action.partition(":")[2] or "EIO")
+            raise OSError(code, f"injected fault at {where}")
         if self.action == "exit":
             os._exit(EXIT_CODE)
         if self.action.startswith("hold:"):
