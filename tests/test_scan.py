@@ -800,7 +800,7 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cli("scan").returncode == 2
     assert json_of(cli("scan", "--json"))["exit"] == 2
     helped = json_of(cli("scan", "--json", "--help"))
-    assert helped["exit"] == 0 and "--format {text,github}" in str(helped["help"])
+    assert helped["exit"] == 0 and "--format {text,github,sarif}" in str(helped["help"])
 
 
 def test_the_scan_never_imports_or_runs_the_code(tmp_path: Path) -> None:

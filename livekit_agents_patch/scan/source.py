@@ -21,7 +21,8 @@ MAX_BYTES = 10 * 1024 * 1024
 _LINE_ENDS = re.compile(r"\r\n|\r|\n")
 """The only line ends of the tokenizer and ``ast`` (``str.splitlines`` also splits at form
 feed, ``\\x0b``, ``\\x1c``-``\\x1e``, ``\\x85``, ``\\u2028`` and ``\\u2029``)."""
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*,\s*[A-Za-z]+[0-9]+)*))?", re.I)
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>\w+(?:\s*,\s*\w+)*))?", re.I)
+"""Codes are whole words: ``# noqa: LKP001X`` names ``LKP001X``, which silences nothing."""
 _NOT_GRAMMAR = (
     "null bytes",
     "too many nested parentheses",
