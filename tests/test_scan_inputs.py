@@ -12,6 +12,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.cli import cli, drop_root_powers, json_of
@@ -20,7 +21,10 @@ from test_scan import WAIT, at, triples, write
 from livekit_agents_patch.scan.files import scan
 
 REPO = Path(__file__).resolve().parent.parent
-TOOL = "async def end_call(ctx: RunContext) -> None:\n    await ctx.wait_for_playout()\n    await bye()\n"
+TOOL = (
+    "async def end_call(ctx: RunContext) -> None:\n    await ctx.wait_for_playout()\n"
+    "    await bye()\n"
+)
 
 
 @pytest.mark.parametrize("char", ["\f", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
@@ -130,15 +134,23 @@ def test_only_a_reachable_raise_reraises(tmp_path: Path) -> None:
     assert [c for *_, c in found] == ["LKP002"]  # control: the raise comes first
 
 
+def _findings(*args: str) -> list[dict[str, Any]]:
+    found = json_of(cli("scan", "--json", *args))["findings"]
+    assert isinstance(found, list)
+    return found
+
+
 def test_a_file_over_the_bound_is_an_error_and_is_not_read(tmp_path: Path) -> None:
     write(tmp_path, TOOL + "#" * 5000 + "\n", name="big.py")
     write(tmp_path, TOOL, name="small.py")
-    done = json_of(cli("scan", "--json", "--max-file-size", "4096", str(tmp_path)))
-    got = [(Path(f["path"]).name, f["code"]) for f in done["findings"]]
-    assert got == [("big.py", "LKP900"), ("small.py", "LKP002")]
-    assert "over the 4,096-byte bound" in done["findings"][0]["message"]
-    done = json_of(cli("scan", "--json", str(tmp_path)))  # control: the default 10 MiB
-    assert [f["code"] for f in done["findings"]] == ["LKP002", "LKP002"]
+    found = _findings("--max-file-size", "4096", str(tmp_path))
+    assert [(Path(f["path"]).name, f["code"]) for f in found] == [
+        ("big.py", "LKP900"),
+        ("small.py", "LKP002"),
+    ]
+    assert "over the 4,096-byte bound" in found[0]["message"]
+    found = _findings(str(tmp_path))  # control: the default 10 MiB
+    assert [f["code"] for f in found] == ["LKP002", "LKP002"]
 
 
 NEWER = {
@@ -191,7 +203,7 @@ def test_select_ignore_and_min_severity(tmp_path: Path) -> None:
     )
 
     def codes(*args: str) -> list[str]:
-        return [f["code"] for f in json_of(cli("scan", "--json", *args, str(tmp_path)))["findings"]]
+        return [f["code"] for f in _findings(*args, str(tmp_path))]
 
     assert codes() == ["LKP003", "LKP001", "LKP002"]
     assert codes("--select", "LKP001") == ["LKP001"]
@@ -242,7 +254,8 @@ def test_the_pre_commit_hook_runs_with_try_repo(tmp_path: Path) -> None:
     run(git, "init", "-q")
     write(
         repo,
-        "async def t(ctx: RunContext) -> None:\n    try:\n        await ctx.wait_for_playout()\n    except Exception:\n        pass\n",
+        "async def t(ctx: RunContext) -> None:\n    try:\n        await ctx.wait_for_playout()\n"
+        "    except Exception:\n        pass\n",
     )
     run(git, "add", "tool.py")
     done = run(pre_commit, "try-repo", str(REPO), "livekit-agents-patch-scan", "--all-files")
