@@ -32,6 +32,7 @@ from .modules import Program, module_name
 from .rules import Open, analyse
 
 _WAIT_BYTES = WAIT.encode("ascii")
+_CONTEXT_BYTES = b"RunContext"
 _PER_WORKER = 1000
 """Files per worker process worth its start: a tree of 2,000 files or more uses two cores."""
 _CHUNK = 250
@@ -96,19 +97,26 @@ def scan(paths: list[str], max_bytes: int = source.MAX_BYTES) -> ScanResult:
     errors: list[Finding] = []
     for root in paths:
         for path in iter_files(root, errors):
-            if os.path.realpath(path) not in real:
-                real.add(os.path.realpath(path))
+            # one root without links cannot reach a file twice: skip the costly realpath
+            key = os.path.realpath(path) if len(paths) > 1 or os.path.islink(path) else path
+            if key not in real:
+                real.add(key)
                 relative = os.path.relpath(path, root) if path != root else os.path.basename(path)
                 modules[path] = module_name(relative)
     items = list(modules.items())
     done = _in_workers(items, max_bytes) if len(items) >= 2 * _PER_WORKER else None
-    findings, pending = done if done is not None else _scan_files(items, max_bytes)
-    findings += errors + _link(modules, pending, max_bytes)
+    findings, pending, imports = done if done is not None else _scan_files(items, max_bytes)
+    findings += errors + _link(modules, pending, imports, max_bytes)
     findings.sort(key=lambda f: (f.path, f.line, f.col, f.code))
     return ScanResult(files=len(items), findings=findings)
 
 
-def _link(modules: dict[str, str], pending: list[_Pending], max_bytes: int) -> list[Finding]:
+def _link(
+    modules: dict[str, str],
+    pending: list[_Pending],
+    imports: dict[str, frozenset[str]],
+    max_bytes: int,
+) -> list[Finding]:
     if not pending:
         return []
 
@@ -117,9 +125,13 @@ def _link(modules: dict[str, str], pending: list[_Pending], max_bytes: int) -> l
         return data if isinstance(data, bytes) else None
 
     program = Program(modules, read)
-    helpers = {p.open.function for p in pending if p.open.function is not None}
-    if helpers:
-        program.index_mentions(helpers)
+    wanted = {
+        word
+        for p in pending
+        if p.open.function is not None
+        for word in program.helper_words(p.path, p.open.function)
+    }
+    program.index_importers(imports, wanted)
     out = []
     for p in pending:
         for hit, col, noqa in zip(program.link(p.path, p.open), p.cols, p.noqa, strict=False):
@@ -129,9 +141,11 @@ def _link(modules: dict[str, str], pending: list[_Pending], max_bytes: int) -> l
     return out
 
 
-def _in_workers(
-    items: list[tuple[str, str]], max_bytes: int
-) -> tuple[list[Finding], list[_Pending]] | None:
+_Pass = tuple[list[Finding], list[_Pending], dict[str, frozenset[str]]]
+"""The first pass: findings, open waits, and each file's import words."""
+
+
+def _in_workers(items: list[tuple[str, str]], max_bytes: int) -> _Pass | None:
     """The results from one worker process per core, or ``None`` where processes cannot be
     started (one core, a sandbox without process semaphores): then the caller scans in-process."""
     workers = min(os.cpu_count() or 1, len(items) // _PER_WORKER)
@@ -140,14 +154,16 @@ def _in_workers(
     chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     findings: list[Finding] = []
     pending: list[_Pending] = []
+    imports: dict[str, frozenset[str]] = {}
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for part, opens in pool.map(partial(_scan_files, max_bytes=max_bytes), chunks):
-                findings += part
-                pending += opens
+            for part in pool.map(partial(_scan_files, max_bytes=max_bytes), chunks):
+                findings += part[0]
+                pending += part[1]
+                imports.update(part[2])
     except (OSError, BrokenProcessPool):
         return None
-    return findings, pending
+    return findings, pending, imports
 
 
 def iter_files(path: str, errors: list[Finding] | None = None) -> Iterator[str]:
@@ -184,49 +200,53 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _scan_files(
-    items: list[tuple[str, str]], max_bytes: int = source.MAX_BYTES
-) -> tuple[list[Finding], list[_Pending]]:
+def _scan_files(items: list[tuple[str, str]], max_bytes: int = source.MAX_BYTES) -> _Pass:
     """The findings of the files and their open waits, with the cyclic garbage collector off:
     the ASTs hold no cycles and a collection per few thousand nodes costs ~15% of the parse."""
     enabled = gc.isenabled()
     gc.disable()
     findings: list[Finding] = []
     pending: list[_Pending] = []
+    imports: dict[str, frozenset[str]] = {}
     try:
         for path, module in items:
-            found, opens = scan_file(path, module, max_bytes)
+            found, opens, words = scan_file(path, module, max_bytes)
             findings += found
             pending += opens
+            if words:
+                imports[path] = words
     finally:
         if enabled:
             gc.enable()
-    return findings, pending
+    return findings, pending, imports
 
 
 def scan_file(
     path: str, module: str = "", max_bytes: int = source.MAX_BYTES
-) -> tuple[list[Finding], list[_Pending]]:
-    """The findings of one file and its open waits; never raises for what the file holds."""
+) -> tuple[list[Finding], list[_Pending], frozenset[str]]:
+    """The findings of one file, its open waits and its import words; never raises for what
+    the file holds."""
     data = source.read_bytes(path, max_bytes)
     if isinstance(data, source.Problem):
-        return [_error(path, data.line, data.col, data.message)], []
+        return [_error(path, data.line, data.col, data.message)], [], frozenset()
+    # a caller that can pass a helper a RunContext is a tool or has one: it names RunContext
+    words = source.imported_words(data) if _CONTEXT_BYTES in data else frozenset()
     if _WAIT_BYTES not in data:
-        return [], []  # nothing here can be a finding
+        return [], [], words  # nothing here can be a finding
     parsed = source.parse(path, data)
     if isinstance(parsed, source.Problem):
-        return [_error(path, parsed.line, parsed.col, parsed.message)], []
+        return [_error(path, parsed.line, parsed.col, parsed.message)], [], words
     try:
         analysis = analyse(parsed.tree, parsed.lines, module)
     except RecursionError:
-        return [_error(path, 1, 1, "cannot analyse: the code is nested too deeply")], []
+        return [_error(path, 1, 1, "cannot analyse: the code is nested too deeply")], [], words
     findings = [_finding(path, parsed, hit) for hit in analysis.hits]
     pending = []
     for open_ in analysis.opens:
         cols = tuple(_column(parsed, hit) for hit in open_.hits)
         noqa = tuple(parsed.noqa.get(hit.line, frozenset()) for hit in open_.hits)
         pending.append(_Pending(path, open_, cols, noqa))
-    return [f for f in findings if not parsed.silenced(f.line, f.code)], pending
+    return [f for f in findings if not parsed.silenced(f.line, f.code)], pending, words
 
 
 def _column(parsed: source.Source, hit: Hit) -> int:

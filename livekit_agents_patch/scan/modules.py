@@ -16,7 +16,7 @@ Files are parsed lazily, once each, only when an open finding asks about them.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from . import source
 from .catchers import Catchers
@@ -68,6 +68,7 @@ class ModuleMap:
 
 class Program:
     def __init__(self, modules: dict[str, str], read: Callable[[str], bytes | None]) -> None:
+        """``modules``: path -> dotted name; ``read``: a file's bytes (``None``: unreadable)."""
         self.modules = modules
         self.map = ModuleMap(modules)
         self._read = read
@@ -85,24 +86,24 @@ class Program:
             )
         return self._parsed[path]
 
-    def index_mentions(self, names: Iterable[str]) -> None:
-        """Which files mention each name: one read of the tree for all open helpers."""
-        wanted = {name: name.encode() for name in names}
-        self._mentions = {name: [] for name in wanted}
-        for path in self.modules:
-            data = self._read(path)
-            if data is None:
-                continue
-            for name, raw in wanted.items():
-                if raw in data:
-                    self._mentions[name].append(path)
+    def index_importers(self, imports: dict[str, frozenset[str]], wanted: set[str]) -> None:
+        """Which files import each wanted word (a helper's name or its module's last part),
+        from the import words the first pass collected: no file is read again."""
+        self._mentions = {word: [] for word in wanted}
+        for path, words in imports.items():
+            for word in words & wanted:
+                self._mentions[word].append(path)
+
+    def helper_words(self, path: str, function: str) -> set[str]:
+        module = self.modules.get(path, "").removesuffix(".__init__")
+        return {function, module.rpartition(".")[2]} - {""}
 
     def link(self, path: str, open_: Open) -> list[Hit]:
         """The findings of an open wait, decided with the rest of the tree."""
         first = open_.hits[0]
         replaced: Hit | None = None
         if first.code == BEHAVIOUR_CHANGE:
-            replaced = self._by_decorator(first, open_.decorators, self.module(path))
+            replaced = self._by_decorator(first, open_.decorators)
         confirmed = open_.parameter is None
         for caller_path, mod, site, caller in self._callers(path, open_.function):
             if open_.parameter is not None and not confirmed:
@@ -125,7 +126,7 @@ class Program:
                 clause = _clause(mod, what)
                 name = getattr(caller, "name", "lambda")
                 return caller_swallowed(wait, name, f"{path}:{line}", clause, mod._code(site.func))
-            return self._by_decorator(wait, tuple(mod.custom_decorators(caller)), mod)
+            return self._by_decorator(wait, tuple(mod.custom_decorators(caller)))
         return None
 
     def _callers(
@@ -135,7 +136,10 @@ class Program:
         if function is None or self._mentions is None:
             return []
         out: list[tuple[str, Module, ast.Call, ast.AST]] = []
-        for other in self._mentions.get(function, []):
+        candidates = {
+            p for w in self.helper_words(path, function) for p in self._mentions.get(w, [])
+        }
+        for other in sorted(candidates):
             mod = self.module(other) if other != path else None
             if mod is None:
                 continue
@@ -151,26 +155,20 @@ class Program:
                     out.append((other, mod, site, enclosing))
         return out
 
-    def _by_decorator(
-        self, wait: Hit, decorators: tuple[str, ...], mod: Module | None
-    ) -> Hit | None:
+    def _by_decorator(self, wait: Hit, decorators: tuple[str, ...]) -> Hit | None:
         for qualified in decorators:
-            found = self._swallowing_wrapper(qualified, mod, 0)
+            found = self._swallowing_wrapper(qualified, 0)
             if found is not None:
                 where, clause, instead = found
                 return decorated(wait, qualified.rpartition(".")[2], where, clause, instead)
         return None
 
-    def _swallowing_wrapper(
-        self, qualified: str, here: Module | None, depth: int
-    ) -> tuple[str, str, str] | None:
+    def _swallowing_wrapper(self, qualified: str, depth: int) -> tuple[str, str, str] | None:
         """``(path:line, clause, what runs instead)`` of the handler in the decorator's wrapper
         that swallows the wrapped function's raise."""
         if depth > _DEPTH:
             return None
         target = self.map.resolve(qualified)
-        if target is None and here is not None and "." not in qualified:
-            target = next(((p, qualified) for p, m in self._parsed.items() if m is here), None)
         if target is None or "." in target[1]:
             return None
         path, attr = target
@@ -187,7 +185,7 @@ class Program:
         )
         if definition is None:  # a re-export: follow the import
             alias = mod.names.aliases.get(attr)
-            return self._swallowing_wrapper(alias, mod, depth + 1) if alias else None
+            return self._swallowing_wrapper(alias, depth + 1) if alias else None
         mod.adopt(definition)
         mod.parents[definition] = mod.tree
         for site in _wrapped_calls(mod, definition):

@@ -86,6 +86,8 @@ class Module(Catchers):
         self.lines = lines
         self.parents: dict[ast.AST, ast.AST] = {}
         """Only for the nodes on a path from the module to a line visited by ``descend``."""
+        self.module = module
+        self._calls: dict[str, list[ast.Call]] = {}
         self.names = Names(tree, module)
         self.waits = self.descend(WAIT, is_wait)
 
@@ -109,6 +111,19 @@ class Module(Catchers):
                     found.append(child)
                 stack.append(child)
         return sorted(found, key=lambda call: (call.lineno, call.col_offset))
+
+    def calls_named(self, name: str) -> list[ast.Call]:
+        """Calls of ``name(...)`` or ``<x>.name(...)``, once per name (each rule asks again)."""
+        if name not in self._calls:
+
+            def named(call: ast.Call) -> bool:
+                f = call.func
+                return (isinstance(f, ast.Name) and f.id == name) or (
+                    isinstance(f, ast.Attribute) and f.attr == name
+                )
+
+            self._calls[name] = self.descend(name, named)
+        return self._calls[name]
 
     def adopt(self, root: ast.AST) -> None:
         """Record the parents of every node under ``root`` (a decorator's whole body)."""
@@ -254,6 +269,8 @@ class Module(Catchers):
                 continue
             if name.startswith(("livekit.", "functools.", "typing.", "contextlib.", "abc.")):
                 continue
+            if "." not in name and self.module:  # defined here: the map finds this file
+                name = f"{self.module}.{name}"
             out.append(name)
         return out
 
@@ -317,7 +334,7 @@ class Module(Catchers):
             return isinstance(f, ast.Name) and f.id == func.name
 
         out: list[tuple[ast.Call, ast.AST]] = []
-        for site in self.descend(func.name, calls_it):
+        for site in (c for c in self.calls_named(func.name) if calls_it(c)):
             if awaited and not isinstance(self.parents.get(site), ast.Await):
                 continue  # a task or a coroutine passed on: its raise goes elsewhere
             chain = self.chain(site, self.tree)
