@@ -9,8 +9,8 @@ it), median of ``--runs`` runs:
 
 - *typical*: 3% of the files are agent modules with tools that wait for their playout (every
   rule fires somewhere, across files too: a decorator of another module swallows one tool per
-  module, and each module has a helper with an unannotated context), the rest ordinary code, plus virtualenv, ``node_modules`` and ``.git``
-  directories the walk must skip;
+  module, and each module has a helper with an unannotated context), the rest ordinary code,
+  plus virtualenv, ``node_modules`` and ``.git`` directories the walk must skip;
 - *worst case*: every file is such an agent module, so every file is decoded and parsed.
 
 Also reported: what parsing every file of the typical tree would cost (the scan parses only
