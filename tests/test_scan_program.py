@@ -146,6 +146,21 @@ def test_an_unannotated_helper_passed_a_run_context_by_a_caller_in_another_file(
         assert f"{tmp_path}/agent/tools.py:" in found[0].message
 
 
+def test_an_unannotated_helper_that_suppresses_its_own_wait_is_swallowed_once_confirmed(
+    tmp_path: Path,
+) -> None:
+    helper = HELPER.replace(
+        "    await ctx.wait_for_playout()\n",
+        "    with contextlib.suppress(Exception):\n        await ctx.wait_for_playout()\n",
+    )
+    caller = CALLER.format(guard="await speak_first(context, 'hi')")
+    src = tree(tmp_path, {"agent/speech.py": helper, "agent/tools.py": caller})
+    assert scanned(tmp_path) == [("agent/speech.py", *at(src["agent/speech.py"], WAIT, "LKP001"))]
+    # negative control: the same helper, never given a RunContext, is no tool wait at all
+    tree(tmp_path, {"agent/tools.py": caller.replace("speak_first(context", "speak_first(None")})
+    assert scanned(tmp_path) == []
+
+
 def test_negative_control_an_unannotated_helper_no_one_passes_a_context_is_no_finding(
     tmp_path: Path,
 ) -> None:
@@ -271,3 +286,39 @@ def test_lkp002_names_the_first_lost_effect_and_state_left_set(tmp_path: Path) -
     found, _ = triples(tmp_path, body.replace("            self._hangup_reason = None\n", ""))
     message = scan([str(tmp_path / "tool.py")]).findings[0].message
     assert "stays set" not in message  # negative control: nothing resets it
+
+
+FACTORY = """\
+def safe_tool(message="sorry"):
+    def decorate(fn):
+        async def wrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except BaseException:
+                return message
+        return wrapper
+    return decorate
+"""
+
+
+def test_a_decorator_factory_re_exported_by_a_package_swallows_too(tmp_path: Path) -> None:
+    tools = TOOLS.replace(
+        "from app.tools.utils import clinic_tool", "from app.tools import safe_tool"
+    )
+    tools = tools.replace("@clinic_tool", "@safe_tool()")
+    src = tree(
+        tmp_path,
+        {
+            "app/tools/__init__.py": "from .wrappers import safe_tool\n",
+            "app/tools/wrappers.py": FACTORY,
+            "app/tools/clinic.py": tools,
+        },
+    )
+    found = scan([str(tmp_path)]).findings
+    assert [(_rel(tmp_path, f), f.line, f.col, f.code) for f in found] == [
+        ("app/tools/clinic.py", *at(src["app/tools/clinic.py"], WAIT, "LKP001"))
+    ]
+    assert "app/tools/wrappers.py:6)" in found[0].message
+    # negative control: a wrapper that does not await the wrapped function inside the handler
+    tree(tmp_path, {"app/tools/wrappers.py": FACTORY.replace("return await fn", "coro = fn")})
+    assert [f.code for f in scan([str(tmp_path)]).findings] == ["LKP002"]
