@@ -176,7 +176,7 @@ def test_parse_failures_keep_their_reason_and_the_newer_python_hint_only_when_tr
     assert finding.code == "LKP900"
     reason = finding.message.split(": ", 1)[1]
     assert reason.split(" (as Python")[0].strip() not in ("", "cannot parse")
-    hinted = "scan it with that Python" in finding.message
+    hinted = "newer Python" in finding.message
     assert hinted == (name in NEWER)
     if sys.version_info >= (3, 12):
         return
