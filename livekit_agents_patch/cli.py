@@ -318,36 +318,13 @@ def _scan(args: argparse.Namespace, as_json: bool) -> int:
     kept = scan_report.select(result.findings, args.select, args.ignore, args.min_severity)
     result = scanning.ScanResult(result.files, kept)
     if as_json:
-        findings = [
-            {
-                **f.as_dict(),
-                "path": scan_report.display_path(f.path),
-                "message": scan_report.display_path(f.message),
-            }
-            for f in kept
-        ]
-        return _emit(True, result.exit, {"files": result.files, "findings": findings}, "")
+        data = {"files": result.files, "findings": scan_report.as_json(kept)}
+        return _emit(True, result.exit, data, "")
     if args.format == "sarif":
         text = json.dumps(scan_report.sarif(kept, __version__), indent=2)
         return _emit(False, result.exit, {}, text)
-    counts = ", ".join(
-        f"{result.count(s)} {s}{'s' if result.count(s) != 1 and s != 'info' else ''}"
-        for s in ("warning", "info", "error")
-    )
-    lines = []
-    for f in kept:
-        path = scan_report.display_path(f.path)
-        message = scan_report.display_path(f.message)
-        if args.format == "github":
-            kind = {"info": "notice"}.get(f.severity, f.severity)
-            where = ",".join(
-                f"{k}={_gh(str(v), True)}"
-                for k, v in (("file", path), ("line", f.line), ("col", f.col), ("title", f.code))
-            )
-            lines.append(f"::{kind} {where}::{_gh(f'{f.code} {message}', False)}")
-        else:
-            lines.append(f"{path}:{f.line}:{f.col}: {f.code} {message}")
-    lines.append(f"scanned {result.files} file{'s' if result.files != 1 else ''}: {counts}")
+    lines = scan_report.lines(kept, github=args.format == "github")
+    lines.append(scan_report.summary(result.files, kept))
     return _emit(False, result.exit, {}, _printable("\n".join(lines)))
 
 
@@ -356,12 +333,6 @@ def _printable(text: str) -> str:
     path in a C locale must not end the run with an encoding error."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     return text.encode(encoding, "backslashreplace").decode(encoding)
-
-
-def _gh(text: str, property_: bool) -> str:
-    """GitHub Actions workflow-command escaping (a property also escapes ``:`` and ``,``)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if property_ else text
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What the user asked to see of a scan, and the scan as SARIF 2.1.0 (for GitHub code
-scanning): data for the CLI to print, no printing here.
+"""What the user asked to see of a scan, and its output formats (text lines, GitHub workflow
+commands, JSON data, SARIF 2.1.0 for GitHub code scanning): the CLI picks one and prints it.
 
 Selection follows ruff: ``--select``/``--ignore`` take codes or prefixes (``LKP``, ``LKP00``,
 ``LKP001``); a finding is kept when the longest matching prefix comes from ``select``
@@ -63,6 +63,43 @@ def display_path(path: str) -> str:
     """``path`` printable in any encoding's UTF-8 text: undecodable bytes of a file name
     (surrogate-escaped by ``os``) as ``\\xNN``."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def as_json(findings: list[Finding]) -> list[dict[str, Any]]:
+    """The findings for ``--json``, their paths and messages printable (``display_path``)."""
+    return [
+        {**f.as_dict(), "path": display_path(f.path), "message": display_path(f.message)}
+        for f in findings
+    ]
+
+
+def lines(findings: list[Finding], github: bool = False) -> list[str]:
+    """``path:line:col: CODE message`` per finding, or GitHub Actions workflow commands."""
+    out = []
+    for f in findings:
+        path, message = display_path(f.path), display_path(f.message)
+        if github:
+            kind = {"info": "notice"}.get(f.severity, f.severity)
+            where = ",".join(
+                f"{k}={_gh(str(v), True)}"
+                for k, v in (("file", path), ("line", f.line), ("col", f.col), ("title", f.code))
+            )
+            out.append(f"::{kind} {where}::{_gh(f'{f.code} {message}', False)}")
+        else:
+            out.append(f"{path}:{f.line}:{f.col}: {f.code} {message}")
+    return out
+
+
+def summary(files: int, findings: list[Finding]) -> str:
+    count = {s: sum(1 for f in findings if f.severity == s) for s in ("warning", "info", "error")}
+    counts = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in count.items())
+    return f"scanned {files} file{'s' if files != 1 else ''}: {counts}"
+
+
+def _gh(text: str, property_: bool) -> str:
+    """GitHub Actions workflow-command escaping (a property also escapes ``:`` and ``,``)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property_ else text
 
 
 def sarif(findings: list[Finding], version: str) -> dict[str, Any]:
