@@ -322,3 +322,33 @@ def test_a_decorator_factory_re_exported_by_a_package_swallows_too(tmp_path: Pat
     # negative control: a wrapper that does not await the wrapped function inside the handler
     tree(tmp_path, {"app/tools/wrappers.py": FACTORY.replace("return await fn", "coro = fn")})
     assert [f.code for f in scan([str(tmp_path)]).findings] == ["LKP002"]
+
+
+def test_lkp002_names_a_flag_set_before_the_wait_that_an_earlier_check_returns_on(
+    tmp_path: Path,
+) -> None:
+    body = """
+    class Agent:
+        async def end_call(self, context: RunContext) -> str:
+            if self._call_ended:
+                return "Call already ended."
+            self._call_ended = True
+            await context.wait_for_playout()
+            await delete_room()
+            return "bye"
+    """
+    (finding,), source = triples(tmp_path, body)
+    message = scan([str(tmp_path / "tool.py")]).findings[0].message
+    set_at = at(source, "self._call_ended = True", "")[0]
+    check_at = at(source, "if self._call_ended:", "")[0]
+    assert (
+        f"`self._call_ended` (set at line {set_at}) stays set, so the check at line {check_at} "
+        "returns early on every later call" in message
+    )
+    # negative control: set after the wait, the flag is only set once the hang-up goes on
+    moved = body.replace(
+        "            self._call_ended = True\n            await context.wait_for_playout()\n",
+        "            await context.wait_for_playout()\n            self._call_ended = True\n",
+    )
+    triples(tmp_path, moved)
+    assert "stays set" not in scan([str(tmp_path / "tool.py")]).findings[0].message

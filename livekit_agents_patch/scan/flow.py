@@ -162,6 +162,31 @@ def stale_state(
     return out
 
 
+def stale_guards(parents: dict[ast.AST, ast.AST], call: ast.Call) -> list[tuple[str, int, int]]:
+    """Attributes set in the few statements before the wait that an earlier ``if <attr>: ...
+    return`` of the same function checks: left set when the wait raises, that check returns
+    early on every later call (``(target, line set, line of the check)``)."""
+    stmt = statement_of(parents, call)
+    block = next(blocks_out(parents, stmt), None) if stmt is not None else None
+    func: ast.AST | None = stmt
+    while func is not None and not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+        func = parents.get(func)
+    if block is None or func is None:
+        return []
+    statements, index = block
+    window = statements[max(0, index - _RESET_WINDOW) : index]
+    set_before = {text: s.lineno for s in window for text in _attributes_assigned(s)}
+    out: list[tuple[str, int, int]] = []
+    for node in _walk_own(list(getattr(func, "body", []))):
+        if not isinstance(node, ast.If) or not any(isinstance(s, ast.Return) for s in node.body):
+            continue
+        tested = {ast.unparse(n) for n in ast.walk(node.test) if isinstance(n, ast.Attribute)}
+        for text, line in set_before.items():
+            if text in tested and node.lineno < line and all(t != text for t, _, _ in out):
+                out.append((text, line, node.lineno))
+    return out
+
+
 def _attributes_assigned(stmt: ast.AST) -> list[str]:
     targets: list[ast.expr] = []
     if isinstance(stmt, ast.Assign):

@@ -144,6 +144,12 @@ class Messages:
                 f"; `{target}` (set at line {set_at}) stays set: the reset at line {reset_at} "
                 "no longer runs"
             )
+        for target, set_at, check_at in flow.stale_guards(self.parents, call):
+            if f"`{target}` (set at line" not in message:
+                message += (
+                    f"; `{target}` (set at line {set_at}) stays set, so the check at line "
+                    f"{check_at} returns early on every later call"
+                )
         return self._hit(call, BEHAVIOUR_CHANGE, message)
 
     def _in_a_task(self, call: ast.Call, func: ast.AST, started: ast.Call) -> Hit:
