@@ -144,7 +144,7 @@ class Module(Catchers):
                 if self.names.is_run_context(param.annotation):
                     out.hits.append(self._not_a_context(call, owner, param.arg))
                 continue
-            hits, open_ = self._judge(call, owner)
+            hits, open_ = self._judge(call)
             if not hits:
                 continue  # an earlier wait decided the step
             if param.annotation is None and not self._given_context(owner, index, param.arg):
@@ -227,7 +227,7 @@ class Module(Catchers):
 
     # --- what the fix changes there ----------------------------------------------------------
 
-    def _judge(self, call: ast.Call, owner: ast.AST) -> tuple[list[Hit], Open | None]:
+    def _judge(self, call: ast.Call) -> tuple[list[Hit], Open | None]:
         func = self._function_of(call)
         workarounds = self._workarounds(call, func)
         catcher = self.catcher(call, func)
@@ -243,9 +243,9 @@ class Module(Catchers):
         if flow.already_waited(self.parents, call, call.func.value.id) is not None:
             return workarounds, None
         hits = [self._behaviour_change(call), *workarounds]
-        decorators = tuple(
-            name for f in {owner, func, *reached} for name in self.custom_decorators(f)
-        )
+        # the decorators of the functions the raise passes through: the wait's own and those of
+        # the callers that await it (a tool's decorator does not see a callback's raise)
+        decorators = tuple(name for f in reached for name in self.custom_decorators(f))
         function = None
         if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
             function = func.name if self.parents.get(func) is self.tree else None
