@@ -114,7 +114,7 @@ def scan(paths: list[str], max_bytes: int = source.MAX_BYTES) -> ScanResult:
 def _link(
     modules: dict[str, str],
     pending: list[_Pending],
-    imports: dict[str, frozenset[str]],
+    imports: dict[str, frozenset[bytes]],
     max_bytes: int,
 ) -> list[Finding]:
     if not pending:
@@ -145,7 +145,7 @@ def _link(
     return out
 
 
-_Pass = tuple[list[Finding], list[_Pending], dict[str, frozenset[str]]]
+_Pass = tuple[list[Finding], list[_Pending], dict[str, frozenset[bytes]]]
 """The first pass: findings, open waits, and each file's import words."""
 
 
@@ -158,7 +158,7 @@ def _in_workers(items: list[tuple[str, str]], max_bytes: int) -> _Pass | None:
     chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     findings: list[Finding] = []
     pending: list[_Pending] = []
-    imports: dict[str, frozenset[str]] = {}
+    imports: dict[str, frozenset[bytes]] = {}
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for part in pool.map(partial(_scan_files, max_bytes=max_bytes), chunks):
@@ -211,7 +211,7 @@ def _scan_files(items: list[tuple[str, str]], max_bytes: int = source.MAX_BYTES)
     gc.disable()
     findings: list[Finding] = []
     pending: list[_Pending] = []
-    imports: dict[str, frozenset[str]] = {}
+    imports: dict[str, frozenset[bytes]] = {}
     try:
         for path, module in items:
             found, opens, words = scan_file(path, module, max_bytes)
@@ -227,7 +227,7 @@ def _scan_files(items: list[tuple[str, str]], max_bytes: int = source.MAX_BYTES)
 
 def scan_file(
     path: str, module: str = "", max_bytes: int = source.MAX_BYTES
-) -> tuple[list[Finding], list[_Pending], frozenset[str]]:
+) -> tuple[list[Finding], list[_Pending], frozenset[bytes]]:
     """The findings of one file, its open waits and its import words; never raises for what
     the file holds."""
     data = source.read_bytes(path, max_bytes)

@@ -86,13 +86,15 @@ class Program:
             )
         return self._parsed[path]
 
-    def index_importers(self, imports: dict[str, frozenset[str]], wanted: set[str]) -> None:
+    def index_importers(self, imports: dict[str, frozenset[bytes]], wanted: set[str]) -> None:
         """Which files import each wanted word (a helper's name or its module's last part),
         from the import words the first pass collected: no file is read again."""
         self._mentions = {word: [] for word in wanted}
+        raw = {word.encode("utf-8", "surrogateescape"): word for word in wanted}
+        wanted_bytes = frozenset(raw)
         for path, words in imports.items():
-            for word in words & wanted:
-                self._mentions[word].append(path)
+            for word in words & wanted_bytes:
+                self._mentions[raw[word]].append(path)
 
     def helper_words(self, path: str, function: str) -> set[str]:
         module = self.modules.get(path, "").removesuffix(".__init__")

@@ -188,11 +188,11 @@ def _decode(data: bytes) -> str:
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def imported_words(data: bytes) -> frozenset[str]:
+def imported_words(data: bytes) -> frozenset[bytes]:
     """The words of the file's import statements (``from a.b import c as d`` -> a, b, c, d):
     a file can call a helper of another file only if it imports the helper or its module, so
     these pick the files the link pass parses. Cheap: ``bytes.find``, no decoding, no parse."""
-    words: set[bytes] = set()
+    spans: list[bytes] = []
     pos = data.find(b"import")
     while pos != -1:
         start = data.rfind(b"\n", 0, pos) + 1
@@ -201,6 +201,6 @@ def imported_words(data: bytes) -> frozenset[str]:
         if b"(" in data[pos:end] and b")" not in data[pos:end]:
             close = data.find(b")", pos)
             end = len(data) if close == -1 else close
-        words.update(_WORD.findall(data, start, end))
+        spans.append(data[start:end])
         pos = data.find(b"import", end)
-    return frozenset(w.decode("ascii") for w in words)
+    return frozenset(_WORD.findall(b" ".join(spans)))
