@@ -1,5 +1,6 @@
-"""How fast ``livekit-agents-patch scan`` is on a tree of 10,000 files (target: under 10 s on the
-2-core machine), written to ``bench/scan-results.md``. Run with ``make bench-scan``.
+"""How fast ``livekit-agents-patch scan`` is on a tree of 10,000 files (targets: the typical
+tree under 2 s, the worst case under 10 s, on the 2-core machine), written to
+``bench/scan-results.md``. Run with ``make bench-scan``.
 
 The tree is generated (deterministically, seed 5359) in a temporary directory and removed
 afterwards; file sizes follow the shape of livekit/agents' own tree (median about 100 lines, a
@@ -7,8 +8,9 @@ tail up to 800). Two trees are timed, each scanned by the CLI in a fresh process
 it), median of ``--runs`` runs:
 
 - *typical*: 3% of the files are agent modules with tools that wait for their playout (every
-  rule fires somewhere), the rest ordinary code, plus virtualenv, ``node_modules`` and ``.git``
-  directories the walk must skip;
+  rule fires somewhere, across files too: a decorator of another module swallows one tool per
+  module, and each module has a helper with an unannotated context), the rest ordinary code,
+  plus virtualenv, ``node_modules`` and ``.git`` directories the walk must skip;
 - *worst case*: every file is such an agent module, so every file is decoded and parsed.
 
 Also reported: what parsing every file of the typical tree would cost (the scan parses only
@@ -23,6 +25,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,11 +35,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TARGET_S = 10.0
+TARGETS_S = {"typical": 2.0, "worst case": 10.0}
+"""Wall time per tree on the 2-core machine (issue 18: the typical tree under 2 s with the
+cross-file analysis)."""
 HEADER_ROW = (
-    "| tree | files scanned | Python | findings | scan, wall time: median (runs) | "
+    "| tree | files scanned | size | findings | scan, wall time: median (runs) | "
+    "scan, CPU time (all processes): median | "
     "`ast.parse` of the files the scan parses, CPU, 1 process | `ast.parse` of every file | "
-    "target |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    "target |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 PLAIN_BLOCK = '''
@@ -88,6 +94,36 @@ class Agent{n}(Agent):
     async def say(self, ctx: RunContext) -> None:
         handle = ctx.session.say("hello")
         await handle.wait_for_playout()
+
+    @function_tool()
+    @clinic_tool
+    async def confirm(self, ctx: RunContext, slot: str) -> str:
+        await speak_first{n}(ctx, f"confirming {{slot}}")
+        await ctx.wait_for_playout()
+        await ctx.userdata.calendar.confirm(slot)
+        return "confirmed"
+
+
+async def speak_first{n}(ctx, text):
+    await ctx.session.say(text)
+    await ctx.wait_for_playout()
+    await ctx.session.generate_reply()
+'''
+
+UTILS = '''"""The project's own tool decorator (a cross-file finding: it swallows every tool)."""
+
+import functools
+
+
+def clinic_tool(fn):
+    @functools.wraps(fn)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await fn(*args, **kwargs)
+        except Exception:
+            return "sorry, something went wrong"
+
+    return wrapper
 '''
 
 HEADER = '''"""Module {n}."""
@@ -100,6 +136,8 @@ import logging
 
 from livekit.agents import Agent, RunContext, function_tool
 
+from pkg0.tools_utils import clinic_tool
+
 logger = logging.getLogger(__name__)
 '''
 
@@ -111,7 +149,9 @@ def _lines(rng: random.Random) -> int:
 
 def generate(root: Path, files: int, tool_share: float, seed: int = 5359) -> int:
     rng = random.Random(seed)
-    size = 0
+    (root / "pkg0").mkdir(parents=True, exist_ok=True)
+    (root / "pkg0" / "tools_utils.py").write_text(UTILS, encoding="utf-8")
+    size = len(UTILS)
     for i in range(files):
         package = root / f"pkg{i % 50}" / f"sub{(i // 50) % 20}"
         package.mkdir(parents=True, exist_ok=True)
@@ -132,9 +172,13 @@ def generate(root: Path, files: int, tool_share: float, seed: int = 5359) -> int
     return size
 
 
-def time_scan(python: str, root: Path, runs: int) -> tuple[list[float], dict[str, object]]:
-    times, data = [], {}
+def time_scan(
+    python: str, root: Path, runs: int
+) -> tuple[list[float], list[float], dict[str, object]]:
+    """Wall times, CPU times (user + system of the CLI and its workers) and the last result."""
+    times, cpus, data = [], [], {}
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(
             [python, "-m", "livekit_agents_patch", "scan", "--json", str(root)],
@@ -143,8 +187,10 @@ def time_scan(python: str, root: Path, runs: int) -> tuple[list[float], dict[str
             check=False,
         )
         times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         data = json.loads(done.stdout)
-    return times, data
+    return times, cpus, data
 
 
 def parse_cpu(root: Path, only_waits: bool) -> float:
@@ -163,14 +209,17 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--only", choices=("typical", "worst case"), default=None)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "scan-results.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="scan-bench-") as tmp:
         for name, share in (("typical", 0.03), ("worst case", 1.0)):
+            if args.only and name != args.only:
+                continue
             root = Path(tmp) / name.replace(" ", "-")
             size = generate(root, args.files, share)
-            times, data = time_scan(args.python, root, args.runs)
+            times, cpus, data = time_scan(args.python, root, args.runs)
             findings = data["findings"]
             assert isinstance(findings, list)
             codes: dict[str, int] = {}
@@ -181,8 +230,9 @@ def main() -> int:
                 f"| {name} | {data['files']:,} | {size / 1e6:.1f} MB | "
                 f"{', '.join(f'{c} {n:,}' for c, n in sorted(codes.items()))} | "
                 f"{median:.2f} s ({', '.join(f'{t:.2f}' for t in times)}) | "
+                f"{statistics.median(cpus):.2f} s | "
                 f"{parse_cpu(root, True):.2f} s | {parse_cpu(root, False):.2f} s | "
-                f"{'met' if median < TARGET_S else 'NOT met'} |"
+                f"{TARGETS_S[name]:.0f} s: {'met' if median < TARGETS_S[name] else 'NOT met'} |"
             )
             print(rows[-1], flush=True)
             shutil.rmtree(root)
@@ -190,7 +240,9 @@ def main() -> int:
     text = f"""# `scan` on {args.files:,} files
 
 Generated by `make bench-scan` (`bench/scan.py`): a fresh CLI process per run, median of
-{args.runs} runs; target: under {TARGET_S:.0f} s on 2 cores.
+{args.runs} runs; targets on 2 cores: the typical tree under {TARGETS_S["typical"]:.0f} s (with the
+cross-file analysis: a decorator and a helper in other files), the worst case under
+{TARGETS_S["worst case"]:.0f} s.
 
 {HEADER_ROW}
 {chr(10).join(rows)}

@@ -8,6 +8,7 @@ one JSON object on stdout, always with ``exit``, the process's exit code (see ``
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import traceback
@@ -20,6 +21,8 @@ from .install import environment, lock, patching, status, unlisted, verify_targe
 from .install.index import TARGETS, load
 from .install.target import PatchingError, Target
 from .scan import files as scanning
+from .scan import report as scan_report
+from .scan import source as scan_source
 
 PROG = "livekit-agents-patch"
 
@@ -288,10 +291,13 @@ def _add_scan(commands: Any) -> None:
     scan = commands.add_parser(
         "scan",
         help="static: which tools change behaviour with the fix, and where it is swallowed",
-        description="Find each `await ctx.wait_for_playout()` on a RunContext parameter: LKP001 "
-        "warning, the fix is swallowed (broad except, suppress); LKP002 info, behaviour change; "
-        "LKP003 info, a #5359 workaround now unnecessary; LKP900 error, a file that cannot be "
-        "read or parsed. Exit 0: no warning and no error; 1: either; 2: usage.",
+        description="Find each `await ctx.wait_for_playout()` on a RunContext parameter, with "
+        "the scanned tree as one program: LKP001 warning, the fix is swallowed (broad except, "
+        "suppress, a decorator or a caller in another file); LKP002 info, behaviour change; "
+        "LKP003 info, a #5359 workaround now unnecessary; LKP004 warning, a RunContext that is "
+        "a method's first parameter; LKP005 info, a wait in a background task; LKP900 error, "
+        "a file or directory that cannot be read or parsed. Exit 0: no warning and no error "
+        "(among the selected findings); 1: either; 2: usage.",
     )
     scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     output = scan.add_mutually_exclusive_group()
@@ -300,43 +306,83 @@ def _add_scan(commands: Any) -> None:
     )
     output.add_argument(
         "--format",
-        choices=("text", "github"),
+        choices=("text", "github", "sarif"),
         default="text",
-        help="text: `path:line:col: CODE message` (default); github: Actions annotations",
+        help="text: `path:line:col: CODE message` (default); github: Actions annotations; "
+        "sarif: SARIF 2.1.0 for GitHub code scanning",
     )
+    scan.add_argument(
+        "--select",
+        type=_selectors,
+        default=None,
+        metavar="CODES",
+        help="comma-separated codes or prefixes to report (as ruff: LKP001,LKP00; default ALL)",
+    )
+    scan.add_argument(
+        "--ignore",
+        type=_selectors,
+        default=None,
+        metavar="CODES",
+        help="comma-separated codes or prefixes not to report (the longer match wins)",
+    )
+    scan.add_argument(
+        "--min-severity",
+        choices=tuple(scan_report.RANKS),
+        default="info",
+        help="report only findings at least this severe (warning: no info annotations)",
+    )
+    scan.add_argument(
+        "--max-file-size",
+        type=_positive_int,
+        default=scan_source.MAX_BYTES,
+        metavar="BYTES",
+        help=f"larger files are an LKP900 error, not read (default {scan_source.MAX_BYTES})",
+    )
+
+
+def _selectors(text: str) -> list[str]:
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in codes if not scan_report.valid_selector(c)]
+    if not codes or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected codes or prefixes such as LKP001 or LKP00, found {text!r}"
+        )
+    return [c.upper() for c in codes]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, found {text!r}")
+    return value
 
 
 def _scan(args: argparse.Namespace, as_json: bool) -> int:
     try:
-        result = scanning.scan(args.paths)
+        result = scanning.scan(args.paths, max_bytes=args.max_file_size)
     except scanning.ScanError as e:
         return _emit(as_json, Exit.USAGE, {"error": str(e)}, f"error: {e}", error=True)
+    kept = scan_report.select(result.findings, args.select, args.ignore, args.min_severity)
+    result = scanning.ScanResult(result.files, kept)
     if as_json:
-        findings = [f.as_dict() for f in result.findings]
-        return _emit(True, result.exit, {"files": result.files, "findings": findings}, "")
-    counts = ", ".join(
-        f"{result.count(s)} {s}{'s' if result.count(s) != 1 and s != 'info' else ''}"
-        for s in ("warning", "info", "error")
-    )
-    lines = []
-    for f in result.findings:
-        if args.format == "github":
-            kind = {"info": "notice"}.get(f.severity, f.severity)
-            where = ",".join(
-                f"{k}={_gh(str(v), True)}"
-                for k, v in (("file", f.path), ("line", f.line), ("col", f.col), ("title", f.code))
-            )
-            lines.append(f"::{kind} {where}::{_gh(f'{f.code} {f.message}', False)}")
-        else:
-            lines.append(f"{f.path}:{f.line}:{f.col}: {f.code} {f.message}")
-    lines.append(f"scanned {result.files} file{'s' if result.files != 1 else ''}: {counts}")
-    return _emit(False, result.exit, {}, "\n".join(lines))
+        data = {"files": result.files, "findings": scan_report.as_json(kept)}
+        return _emit(True, result.exit, data, "")
+    if args.format == "sarif":
+        text = json.dumps(scan_report.sarif(kept, __version__), indent=2)
+        return _emit(False, result.exit, {}, text)
+    lines = scan_report.lines(kept, github=args.format == "github")
+    lines.append(scan_report.summary(result.files, kept))
+    return _emit(False, result.exit, {}, _printable("\n".join(lines)))
 
 
-def _gh(text: str, property_: bool) -> str:
-    """GitHub Actions workflow-command escaping (a property also escapes ``:`` and ``,``)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if property_ else text
+def _printable(text: str) -> str:
+    """``text`` as the standard output's encoding can print it (``\\uNNNN`` otherwise): a
+    path in a C locale must not end the run with an encoding error."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 # --- output ----------------------------------------------------------------------------------

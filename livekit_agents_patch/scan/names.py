@@ -31,7 +31,10 @@ _SUPPRESS = frozenset({"contextlib.suppress", "suppress"})
 class Names:
     """The import aliases of one module, and the questions the rules ask about expressions."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, module: str = "") -> None:
+        """``module``: the file's dotted name in the scanned tree (``pkg.sub.mod``, or
+        ``pkg.sub`` for ``pkg/sub/__init__.py``, given as ``pkg.sub.__init__``), for relative
+        imports."""
         self.aliases: dict[str, str] = {}
         for node in _imports(tree):
             if isinstance(node, ast.Import):
@@ -42,10 +45,12 @@ class Names:
                         top = alias.name.partition(".")[0]
                         self.aliases[top] = top
             elif isinstance(node, ast.ImportFrom):
-                module = node.module or ""
+                base = _absolute(module, node.level, node.module or "")
                 for alias in node.names:
                     if alias.name != "*":
-                        self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+                        self.aliases[alias.asname or alias.name] = f"{base}.{alias.name}".lstrip(
+                            "."
+                        )
 
     def qualified(self, expr: ast.expr) -> str | None:
         """``a.b.c`` with ``a`` resolved through the imports; ``None`` if not a dotted name."""
@@ -129,3 +134,13 @@ def _imports(tree: ast.Module) -> list[ast.stmt]:
                 elif not isinstance(child, _SIMPLE):
                     stack.append(child)
     return out
+
+
+def _absolute(module: str, level: int, name: str) -> str:
+    """The module a ``from`` import names, relative ones resolved against ``module``."""
+    if not level:
+        return name
+    package = module.split(".")[:-1]  # a module's package; ``pkg.__init__`` -> ``pkg``
+    if level > 1:
+        package = package[: -(level - 1)] if len(package) >= level - 1 else []
+    return ".".join([*package, name] if name else package)

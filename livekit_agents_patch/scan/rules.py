@@ -1,17 +1,27 @@
-"""The scan's rules: where a tool waits for its playout, and what the fix changes there.
+"""The scan's rules for one module: where a tool waits for its playout, and what the fix
+changes there, as far as this file can tell.
 
 A *tool playout wait* is a call ``<name>.wait_for_playout(...)`` where ``<name>`` is a parameter
-annotated ``RunContext`` (see ``scan_names.Names.is_run_context``) of the enclosing function, or
-of a function enclosing it (a closure). A call passing ``raise_on_interrupt=False`` keeps the old
-behaviour and is not a finding. Each tool playout wait gives exactly one of:
+of the enclosing function (or, for a closure, of a function around it) that is annotated
+``RunContext`` (see ``names.Names.is_run_context``), or unannotated but narrowed with
+``isinstance(<name>, RunContext)`` there or passed a RunContext parameter by a caller (in this
+file here; in another file of the tree, ``link`` decides). ``raise_on_interrupt=False`` keeps the
+old behaviour and is not a finding. Each such wait gives at most one of:
 
+- ``LKP004`` (warning): the RunContext parameter is the first of a method that is not static,
+  so it receives the instance: the wait is broken already;
 - ``LKP001`` (warning): the fix is swallowed. Walking out from the call to its function, the
   first ``try`` (whose body holds the call) with a handler catching ``SpeechInterruptedError``
-  has, as its first such handler, one that does not re-raise; or a ``with suppress(...)`` of such
-  a type holds the call. Failing that, the same is looked for around each ``await f(...)`` (or
-  ``await self.f(...)`` in ``f``'s class) of the wait's function ``f`` elsewhere in the module,
-  and around the awaits of those callers in turn.
-- ``LKP002`` (info): behaviour change; the statements after the wait no longer run.
+  has, as its first such handler, one that does not re-raise (a reachable ``raise``); or a
+  ``with suppress(...)`` of such a type holds the call. Failing that, the same around each
+  ``await f(...)`` (or ``await self.f(...)`` in ``f``'s class) of the wait's function ``f``
+  elsewhere in the module, and around the awaits of those callers in turn;
+- ``LKP005`` (info): the wait's function is only ever started as a task (``create_task``,
+  ``ensure_future``, ``TaskGroup.create_task``): its raise ends the task, not the tool;
+- nothing, when an earlier wait on the same receiver returned on every path to this one (the
+  step's outcome is decided: this one cannot raise);
+- ``LKP002`` (info): behaviour change; the statements after the wait no longer run. Such a
+  verdict is *open*: a decorator or a caller in another file may swallow the raise (``link``).
 
 and, besides, ``LKP003`` (info) for an ``asyncio.wait_for(...)`` or ``async with
 asyncio.timeout(...)`` around it: a #5359 workaround the fix makes unnecessary.
@@ -22,23 +32,47 @@ from __future__ import annotations
 import ast
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from .messages import WAIT, Hit, Messages
+from . import flow
+from .catchers import Catchers
+from .messages import WAIT, Hit
 from .names import Names
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-_TRIES: tuple[type[ast.stmt], ...] = tuple(
-    t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None
-)
+_TASK_STARTERS = frozenset({"create_task", "ensure_future"})
+_NOT_WRAPPERS = frozenset({"staticmethod", "classmethod", "property", "function_tool"})
 
 
-def analyse(tree: ast.Module, lines: Sequence[str]) -> list[Hit]:
-    """Every finding in ``tree``; ``lines`` are its source lines (for quoting code)."""
-    module = _Module(tree, lines)
-    return module.hits(module.waits) if module.waits else []
+@dataclass(frozen=True)
+class Open:
+    """A wait whose verdict another file of the tree may change; ``link`` decides it."""
+
+    hits: tuple[Hit, ...]
+    """The verdict from this file alone (the first is the wait's own finding)."""
+    decorators: tuple[str, ...] = ()
+    """Qualified names of the decorators on the tool and on the callers found here."""
+    function: str | None = None
+    """The module-level function holding the wait: callers in other files may swallow it."""
+    parameter: tuple[int, str] | None = None
+    """An unannotated receiver (position, name): a tool wait only if a caller in another file
+    passes it a RunContext."""
 
 
-def _is_wait(node: ast.Call) -> bool:
+@dataclass
+class Analysis:
+    hits: list[Hit] = field(default_factory=list)
+    opens: list[Open] = field(default_factory=list)
+
+
+def analyse(tree: ast.Module, lines: Sequence[str], module: str = "") -> Analysis:
+    """Every finding in ``tree`` this file decides, and the open ones; ``lines`` are its source
+    lines as the tokenizer splits them (for quoting code), ``module`` its dotted name."""
+    scope = Module(tree, lines, module)
+    return scope.analyse() if scope.waits else Analysis()
+
+
+def is_wait(node: ast.Call) -> bool:
     return (
         isinstance(node.func, ast.Attribute)
         and node.func.attr == WAIT
@@ -46,16 +80,18 @@ def _is_wait(node: ast.Call) -> bool:
     )
 
 
-class _Module(Messages):
-    def __init__(self, tree: ast.Module, lines: Sequence[str]) -> None:
+class Module(Catchers):
+    def __init__(self, tree: ast.Module, lines: Sequence[str], module: str = "") -> None:
         self.tree = tree
         self.lines = lines
         self.parents: dict[ast.AST, ast.AST] = {}
-        """Only for the nodes on a path from the module to a line visited by ``_descend``."""
-        self.waits = self._descend(WAIT, _is_wait)
-        self.names = Names(tree)
+        """Only for the nodes on a path from the module to a line visited by ``descend``."""
+        self.module = module
+        self._calls: dict[str, list[ast.Call]] = {}
+        self.names = Names(tree, module)
+        self.waits = self.descend(WAIT, is_wait)
 
-    def _descend(self, text: str, want: Callable[[ast.Call], bool]) -> list[ast.Call]:
+    def descend(self, text: str, want: Callable[[ast.Call], bool]) -> list[ast.Call]:
         """The calls ``want`` picks on the lines that mention ``text``, visiting only the
         subtrees holding such a line (a whole-tree walk costs ten times the parse)."""
         lines = [i for i, line in enumerate(self.lines, 1) if text in line]
@@ -76,92 +112,211 @@ class _Module(Messages):
                 stack.append(child)
         return sorted(found, key=lambda call: (call.lineno, call.col_offset))
 
-    def hits(self, waits: list[ast.Call]) -> list[Hit]:
-        out: list[Hit] = []
-        for call in waits:
+    def calls_named(self, name: str) -> list[ast.Call]:
+        """Calls of ``name(...)`` or ``<x>.name(...)``, once per name (each rule asks again)."""
+        if name not in self._calls:
+
+            def named(call: ast.Call) -> bool:
+                f = call.func
+                return (isinstance(f, ast.Name) and f.id == name) or (
+                    isinstance(f, ast.Attribute) and f.attr == name
+                )
+
+            self._calls[name] = self.descend(name, named)
+        return self._calls[name]
+
+    def adopt(self, root: ast.AST) -> None:
+        """Record the parents of every node under ``root`` (a decorator's whole body)."""
+        for node in ast.walk(root):
+            for child in ast.iter_child_nodes(node):
+                self.parents[child] = node
+
+    def analyse(self) -> Analysis:
+        out = Analysis()
+        for call in self.waits:
             if _opted_out(call):
                 continue
-            func = self._tool_function(call)
-            if func is not None:
-                out.extend(self._judge(call, func))
+            bound = self._binding(call)
+            if bound is None:
+                continue
+            owner, index, param = bound
+            if self._self_position(owner, index):
+                if self.names.is_run_context(param.annotation):
+                    out.hits.append(self._not_a_context(call, owner, param.arg))
+                continue
+            hits, open_ = self._judge(call)
+            if not hits:
+                continue  # an earlier wait decided the step
+            if param.annotation is None and not self._given_context(owner, index, param.arg):
+                if not isinstance(owner, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                if self.parents.get(owner) is not self.tree:
+                    continue  # only a module-level helper can be called from another file
+                decorators = open_.decorators if open_ is not None else ()
+                open_ = Open(tuple(hits), decorators, owner.name, (index, param.arg))
+            if open_ is not None:
+                out.opens.append(open_)
+            else:
+                out.hits.extend(hits)
         return out
 
     # --- what is a tool's wait ---------------------------------------------------------------
 
-    def _tool_function(self, call: ast.Call) -> ast.AST | None:
-        """The function whose code the call is in, if its receiver is a RunContext parameter
-        (of that function or, for a closure, of the nearest enclosing one that binds it)."""
+    def _binding(self, call: ast.Call) -> tuple[ast.AST, int, ast.arg] | None:
+        """The function binding the call's receiver as a parameter (the nearest enclosing one),
+        the parameter's position and the parameter, if it may be a RunContext."""
         assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
         receiver = call.func.value.id
-        innermost: ast.AST | None = None
         node: ast.AST | None = self.parents.get(call)
         while node is not None:
             if isinstance(node, _FUNCTIONS):
-                innermost = innermost or node
-                for arg in _parameters(node.args):
+                for index, arg in enumerate(_parameters(node.args)):
                     if arg.arg == receiver:
-                        return innermost if self.names.is_run_context(arg.annotation) else None
+                        if arg.annotation is None or self.names.is_run_context(arg.annotation):
+                            return node, index, arg
+                        return None
             node = self.parents.get(node)
         return None
 
+    def _self_position(self, func: ast.AST, index: int) -> bool:
+        """The first parameter of a method that is not static: it receives the instance."""
+        if index != 0 or not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            return False
+        if not isinstance(self.parents.get(func), ast.ClassDef):
+            return False
+        if not (func.args.posonlyargs or func.args.args):
+            return False
+        return not any(self.names.qualified(d) in ("staticmethod",) for d in func.decorator_list)
+
+    def _given_context(self, func: ast.AST, index: int, name: str) -> bool:
+        """``isinstance(name, RunContext)`` in ``func``, or a caller here passing a RunContext
+        parameter at that position (or by that keyword)."""
+        for node in ast.walk(func):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance"
+                and len(node.args) == 2
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id == name
+            ):
+                kinds = node.args[1]
+                items = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
+                if any(self.names.is_run_context(item) for item in items):
+                    return True
+        for site, caller in self.call_sites(func, awaited=False):
+            if self.passes_context(site, caller, index, name):
+                return True
+        return False
+
+    def passes_context(self, site: ast.Call, caller: ast.AST, index: int, name: str) -> bool:
+        """``site`` passes, at ``index`` (or as ``name=``), a parameter of ``caller`` (or of a
+        function around it) annotated RunContext."""
+        arg: ast.expr | None = site.args[index] if index < len(site.args) else None
+        arg = next((k.value for k in site.keywords if k.arg == name), arg)
+        if not isinstance(arg, ast.Name):
+            return False
+        node: ast.AST | None = caller
+        while node is not None:
+            if isinstance(node, _FUNCTIONS):
+                for param in _parameters(node.args):
+                    if param.arg == arg.id:
+                        return self.names.is_run_context(param.annotation)
+            node = self.parents.get(node)
+        return False
+
     # --- what the fix changes there ----------------------------------------------------------
 
-    def _judge(self, call: ast.Call, func: ast.AST) -> list[Hit]:
-        catcher = self._catcher(call, func)
+    def _judge(self, call: ast.Call) -> tuple[list[Hit], Open | None]:
+        func = self._function_of(call)
+        workarounds = self._workarounds(call, func)
+        catcher = self.catcher(call, func)
         if catcher is not None:
-            first = self._swallowed(call, catcher)
-        else:
-            in_caller = self._caller_catcher(func)
-            first = (
-                self._swallowed(call, in_caller[0], via=in_caller[1:])
-                if in_caller
-                else self._behaviour_change(call, func)
-            )
-        return [first, *self._workarounds(call, func)]
+            return [self._swallowed(call, catcher), *workarounds], None
+        started = self._only_started_as_task(func)
+        if started is not None:
+            return [self._in_a_task(call, func, started), *workarounds], None
+        in_caller, reached = self._caller_catcher(func)
+        if in_caller:
+            return [self._swallowed(call, in_caller[0], via=in_caller[1:]), *workarounds], None
+        assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+        if flow.already_waited(self.parents, call, call.func.value.id) is not None:
+            return workarounds, None
+        hits = [self._behaviour_change(call), *workarounds]
+        # the decorators of the functions the raise passes through: the wait's own and those of
+        # the callers that await it (a tool's decorator does not see a callback's raise)
+        decorators = tuple(name for f in reached for name in self.custom_decorators(f))
+        function = None
+        if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = func.name if self.parents.get(func) is self.tree else None
+        if not decorators and function is None:
+            return hits, None
+        return hits, Open(tuple(hits), tuple(sorted(set(decorators))), function)
 
-    def _chain(self, node: ast.AST, func: ast.AST) -> list[tuple[ast.AST, ast.AST]]:
-        """``(child, parent)`` pairs from ``node`` out to ``func``."""
+    def _function_of(self, node: ast.AST) -> ast.AST:
+        parent = self.parents[node]
+        while not isinstance(parent, _FUNCTIONS):
+            parent = self.parents[parent]
+        return parent
+
+    def custom_decorators(self, func: ast.AST) -> list[str]:
+        """The qualified names of ``func``'s decorators that may wrap it in a handler: not
+        livekit's, the standard library's or the built-in descriptors."""
         out = []
-        while node is not func and node in self.parents:
-            out.append((node, self.parents[node]))
-            node = self.parents[node]
+        for expr in getattr(func, "decorator_list", []):
+            name = self.names.qualified(expr.func if isinstance(expr, ast.Call) else expr)
+            if name is None or name.rpartition(".")[2] in _NOT_WRAPPERS:
+                continue
+            if name.startswith(("livekit.", "functools.", "typing.", "contextlib.", "abc.")):
+                continue
+            if "." not in name and self.module:  # defined here: the map finds this file
+                name = f"{self.module}.{name}"
+            out.append(name)
         return out
 
-    def _catcher(self, node: ast.AST, func: ast.AST) -> tuple[ast.stmt, ast.AST] | None:
-        """The innermost ``(try, handler)`` or ``(with, suppress call)`` around ``node``, within
-        ``func``, that swallows ``SpeechInterruptedError``."""
-        for child, parent in self._chain(node, func):
-            if isinstance(parent, _TRIES) and _in(child, parent, "body"):
-                handler = self._first_catching(parent)
-                if handler is not None and not self._reraises(handler):
-                    return parent, handler
-            elif isinstance(parent, ast.With | ast.AsyncWith) and _in(child, parent, "body"):
-                for item in parent.items:
-                    if self._suppresses(item.context_expr):
-                        return parent, item.context_expr
-        return None
+    def _only_started_as_task(self, func: ast.AST) -> ast.Call | None:
+        """The ``create_task(f(...))`` starting ``func`` when every call of it in the module is
+        the argument of one (``asyncio.create_task``, ``loop.create_task``,
+        ``TaskGroup.create_task``, ``ensure_future``); else ``None``."""
+        if not isinstance(func, ast.AsyncFunctionDef):
+            return None
+        starts: list[ast.Call] = []
+        for site, _ in self.call_sites(func, awaited=False, any_function=True):
+            starter = self.parents.get(site)
+            name = self.names.qualified(starter.func) if isinstance(starter, ast.Call) else None
+            if name is None or name.rpartition(".")[2] not in _TASK_STARTERS:
+                return None
+            assert isinstance(starter, ast.Call)
+            if not starter.args or starter.args[0] is not site:
+                return None
+            starts.append(starter)
+        return starts[0] if starts else None
 
     def _caller_catcher(
         self, func: ast.AST
-    ) -> tuple[tuple[ast.stmt, ast.AST], ast.Call, ast.AST] | None:
+    ) -> tuple[tuple[tuple[ast.stmt, ast.AST], ast.Call, ast.AST] | None, list[ast.AST]]:
         """When the wait's function is awaited by another function of the module (directly, or
         through further awaited functions) inside a swallowing handler: that catcher, the
-        awaited call and the function holding it."""
-        seen, queue = {func}, [func]
+        awaited call and the function holding it; and the callers reached."""
+        seen, queue = [func], [func]
         while queue:
             callee = queue.pop(0)
-            for site, caller in self._call_sites(callee):
-                catcher = self._catcher(site, caller)
+            for site, caller in self.call_sites(callee):
+                catcher = self.catcher(site, caller)
                 if catcher is not None:
-                    return catcher, site, caller
+                    return (catcher, site, caller), seen
                 if caller not in seen:
-                    seen.add(caller)
+                    seen.append(caller)
                     queue.append(caller)
-        return None
+        return None, seen
 
-    def _call_sites(self, func: ast.AST) -> list[tuple[ast.Call, ast.AST]]:
+    def call_sites(
+        self, func: ast.AST, awaited: bool = True, any_function: bool = False
+    ) -> list[tuple[ast.Call, ast.AST]]:
         """``await f(...)`` (or ``await self.f(...)`` in ``f``'s class) and the function that
-        holds it, for a named function ``f`` of this module."""
+        holds it, for a named function ``f`` of this module; with ``awaited=False`` every call
+        (a task started, a coroutine passed on); with ``any_function`` also calls at module
+        level or in ``f`` itself (the module is then the holder)."""
         if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
             return []
         owner = self.parents.get(func)
@@ -179,69 +334,19 @@ class _Module(Messages):
             return isinstance(f, ast.Name) and f.id == func.name
 
         out: list[tuple[ast.Call, ast.AST]] = []
-        for site in self._descend(func.name, calls_it):
-            if not isinstance(self.parents.get(site), ast.Await):
+        for site in (c for c in self.calls_named(func.name) if calls_it(c)):
+            if awaited and not isinstance(self.parents.get(site), ast.Await):
                 continue  # a task or a coroutine passed on: its raise goes elsewhere
-            enclosing = [p for _, p in self._chain(site, self.tree) if isinstance(p, _FUNCTIONS)]
-            classes = [p for _, p in self._chain(site, self.tree) if isinstance(p, ast.ClassDef)]
-            if enclosing and enclosing[0] is not func and (not method or classes[:1] == [owner]):
+            chain = self.chain(site, self.tree)
+            enclosing = [p for _, p in chain if isinstance(p, _FUNCTIONS)]
+            classes = [p for _, p in chain if isinstance(p, ast.ClassDef)]
+            if method and classes[:1] != [owner]:
+                continue
+            if enclosing and enclosing[0] is not func:
                 out.append((site, enclosing[0]))
+            elif any_function:
+                out.append((site, self.tree))
         return out
-
-    def _workarounds(self, call: ast.Call, func: ast.AST) -> list[Hit]:
-        out: list[Hit] = []
-        for child, parent in self._chain(call, func):
-            if isinstance(parent, ast.With | ast.AsyncWith) and _in(child, parent, "body"):
-                for item in parent.items:
-                    expr = item.context_expr
-                    if self.names.is_timeout(expr):
-                        out.append(self._workaround(expr, f"`async with {self._code(expr)}`"))
-            elif isinstance(parent, ast.Call) and self._waits_for(parent, child):
-                out.append(self._workaround(parent, f"`{self._code(parent)}`"))
-        return out
-
-    def _first_catching(self, node: ast.stmt) -> ast.ExceptHandler | None:
-        for handler in getattr(node, "handlers", []):
-            if self.names.catches_interrupt(handler.type):
-                assert isinstance(handler, ast.ExceptHandler)
-                return handler
-        return None
-
-    def _reraises(self, handler: ast.ExceptHandler) -> bool:
-        """A top-level ``raise`` / ``raise <caught name>`` in the handler, or one under a
-        top-level ``if isinstance(<caught name>, <a type catching the fix's raise>):``."""
-        for stmt in handler.body:
-            if _is_reraise(stmt, handler.name):
-                return True
-            test = stmt.test if isinstance(stmt, ast.If) else None
-            if (
-                isinstance(test, ast.Call)
-                and isinstance(test.func, ast.Name)
-                and test.func.id == "isinstance"
-                and len(test.args) == 2
-                and isinstance(test.args[0], ast.Name)
-                and test.args[0].id == handler.name
-                and self.names.catches_interrupt(test.args[1])
-                and isinstance(stmt, ast.If)
-                and any(_is_reraise(s, handler.name) for s in stmt.body)
-            ):
-                return True
-        return False
-
-    def _waits_for(self, call: ast.Call, awaitable: ast.AST) -> bool:
-        """``asyncio.wait_for(awaitable, ...)``, or ``fut=awaitable`` (``awaitable`` is then the
-        ``keyword`` node, the parent of the wait)."""
-        return self.names.is_wait_for(call) and (
-            (bool(call.args) and call.args[0] is awaitable)
-            or any(k.arg == "fut" and k is awaitable for k in call.keywords)
-        )
-
-    def _suppresses(self, expr: ast.expr) -> bool:
-        return (
-            isinstance(expr, ast.Call)
-            and self.names.is_suppress(expr)
-            and any(self.names.catches_interrupt(arg) for arg in expr.args)
-        )
 
 
 def _parameters(args: ast.arguments) -> list[ast.arg]:
@@ -256,13 +361,3 @@ def _opted_out(call: ast.Call) -> bool:
         and k.value.value is False
         for k in call.keywords
     )
-
-
-def _in(child: ast.AST, parent: ast.AST, field: str) -> bool:
-    return any(node is child for node in getattr(parent, field, []))
-
-
-def _is_reraise(stmt: ast.stmt, caught: str | None) -> bool:
-    if not isinstance(stmt, ast.Raise):
-        return False
-    return stmt.exc is None or (isinstance(stmt.exc, ast.Name) and stmt.exc.id == caught)

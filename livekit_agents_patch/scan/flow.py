@@ -1,0 +1,196 @@
+"""Control flow the rules need, statically: what is reachable, what would run after a wait,
+which of it has an effect, and whether an earlier wait has already decided the step.
+
+All functions take the ``parents`` map the rules' walker built (child node -> parent node).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from .names import Names
+
+_TERMINAL = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_QUIET = frozenset({"sleep", "wait_for_playout", "wait", "gather"})
+"""Calls whose loss is no lost effect: sleeping, waiting (another playout wait)."""
+_LOGGING = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log"})
+_PURE = frozenset({"len", "str", "int", "float", "bool", "dict", "list", "tuple", "set", "repr"})
+_RESET_WINDOW = 3
+"""Statements before the wait whose assignments may be left stale (the issue's "few")."""
+
+
+def reachable(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of ``body`` that can run: up to the first ``return``/``raise``/
+    ``continue``/``break`` (inclusive)."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        out.append(stmt)
+        if isinstance(stmt, _TERMINAL):
+            break
+    return out
+
+
+def statement_of(parents: dict[ast.AST, ast.AST], node: ast.AST) -> ast.stmt | None:
+    while not isinstance(node, ast.stmt):
+        parent = parents.get(node)
+        if parent is None or isinstance(parent, ast.Lambda):
+            return None
+        node = parent
+    return node
+
+
+def blocks_out(
+    parents: dict[ast.AST, ast.AST], stmt: ast.stmt
+) -> Iterator[tuple[list[ast.stmt], int]]:
+    """Each statement list holding ``stmt`` or a statement around it, with the index there,
+    innermost first, up to the enclosing function."""
+    node: ast.AST = stmt
+    while not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module):
+        parent = parents.get(node)
+        if parent is None:
+            return
+        for _, value in ast.iter_fields(parent):
+            if isinstance(value, list):
+                index = next((i for i, v in enumerate(value) if v is node), None)
+                if index is not None:
+                    yield value, index
+                    break
+        while not isinstance(parent, ast.stmt | ast.Module):  # a handler, a match case
+            parent = parents[parent]
+        node = parent
+
+
+def after(parents: dict[ast.AST, ast.AST], node: ast.AST) -> list[ast.stmt]:
+    """The statements that would run after ``node``'s statement, up to its function's end."""
+    stmt = statement_of(parents, node)
+    if stmt is None:
+        return []
+    return [s for block, i in blocks_out(parents, stmt) for s in reachable(block[i + 1 :])]
+
+
+def before(parents: dict[ast.AST, ast.AST], node: ast.AST) -> list[ast.stmt]:
+    """Statements that ran on every path to ``node``'s statement (preceding siblings of it and
+    of each statement around it), nearest first."""
+    stmt = statement_of(parents, node)
+    if stmt is None:
+        return []
+    return [s for block, i in blocks_out(parents, stmt) for s in reversed(block[:i])]
+
+
+def _walk_own(stmts: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Every node of ``stmts`` in source order, not entering nested functions or classes."""
+    stack: list[ast.AST] = list(reversed(stmts))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def lost_effect(stmts: list[ast.stmt], names: Names) -> ast.Call | None:
+    """The first call in ``stmts`` that does something: awaited or a statement of its own, not
+    another wait, a sleep, a getter or logging, not in a nested function, not an exception
+    being built for a ``raise``; failing that, any other such call."""
+    nodes = list(_walk_own(stmts))
+    awaited = {id(n.value) for n in nodes if isinstance(n, ast.Await)}
+    effect = {id(n.value) for n in nodes if isinstance(n, ast.Expr)}
+    raised = {id(c) for n in nodes if isinstance(n, ast.Raise) for c in ast.walk(n)}
+    calls = [
+        n
+        for n in nodes
+        if isinstance(n, ast.Call) and id(n) not in raised and _does_something(n, names)
+    ]
+    first = next((c for c in calls if id(c) in awaited or id(c) in effect), None)
+    return first or (calls[0] if calls else None)
+
+
+def _does_something(call: ast.Call, names: Names) -> bool:
+    name = names.qualified(call.func)
+    if name is None:
+        return False
+    parts = name.split(".")
+    last = parts[-1]
+    if last in _QUIET or last in _PURE or last.startswith(("get_", "is_", "has_")):
+        return False
+    return not (last in _LOGGING and any("log" in p.lower() for p in parts[:-1]))
+
+
+def already_waited(
+    parents: dict[ast.AST, ast.AST], call: ast.Call, receiver: str
+) -> ast.Call | None:
+    """An earlier ``await <receiver>.wait_for_playout()`` that ran (and returned) on every path
+    to ``call``: the step's outcome is decided, so this wait can no longer raise."""
+    for stmt in before(parents, call):
+        value = getattr(stmt, "value", None)
+        if isinstance(stmt, ast.Expr | ast.Assign | ast.AnnAssign) and isinstance(value, ast.Await):
+            inner = value.value
+            if (
+                isinstance(inner, ast.Call)
+                and isinstance(inner.func, ast.Attribute)
+                and inner.func.attr == "wait_for_playout"
+                and isinstance(inner.func.value, ast.Name)
+                and inner.func.value.id == receiver
+                and not any(k.arg == "raise_on_interrupt" for k in inner.keywords)
+            ):
+                return inner
+    return None
+
+
+def stale_state(
+    parents: dict[ast.AST, ast.AST], call: ast.Call, lost: list[ast.stmt]
+) -> list[tuple[str, int, int]]:
+    """Attributes set in the few statements before the wait that the lost statements would
+    have set again: ``(target, line set, line of the lost reset)``."""
+    stmt = statement_of(parents, call)
+    if stmt is None:
+        return []
+    block = next(blocks_out(parents, stmt), None)
+    if block is None:
+        return []
+    statements, index = block
+    window = statements[max(0, index - _RESET_WINDOW) : index]
+    set_before = {text: s.lineno for s in window for text in _attributes_assigned(s)}
+    out: list[tuple[str, int, int]] = []
+    for node in _walk_own(lost):
+        if isinstance(node, ast.stmt):
+            for text in _attributes_assigned(node):
+                if text in set_before and all(t != text for t, _, _ in out):
+                    out.append((text, set_before[text], node.lineno))
+    return out
+
+
+def stale_guards(parents: dict[ast.AST, ast.AST], call: ast.Call) -> list[tuple[str, int, int]]:
+    """Attributes set in the few statements before the wait that an earlier ``if <attr>: ...
+    return`` of the same function checks: left set when the wait raises, that check returns
+    early on every later call (``(target, line set, line of the check)``)."""
+    stmt = statement_of(parents, call)
+    block = next(blocks_out(parents, stmt), None) if stmt is not None else None
+    func: ast.AST | None = stmt
+    while func is not None and not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+        func = parents.get(func)
+    if block is None or func is None:
+        return []
+    statements, index = block
+    window = statements[max(0, index - _RESET_WINDOW) : index]
+    set_before = {text: s.lineno for s in window for text in _attributes_assigned(s)}
+    out: list[tuple[str, int, int]] = []
+    for node in _walk_own(list(getattr(func, "body", []))):
+        if not isinstance(node, ast.If) or not any(isinstance(s, ast.Return) for s in node.body):
+            continue
+        tested = {ast.unparse(n) for n in ast.walk(node.test) if isinstance(n, ast.Attribute)}
+        for text, line in set_before.items():
+            if text in tested and node.lineno < line and all(t != text for t, _, _ in out):
+                out.append((text, line, node.lineno))
+    return out
+
+
+def _attributes_assigned(stmt: ast.AST) -> list[str]:
+    targets: list[ast.expr] = []
+    if isinstance(stmt, ast.Assign):
+        targets = list(stmt.targets)
+    elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+        targets = [stmt.target]
+    return [ast.unparse(t) for t in targets if isinstance(t, ast.Attribute)]
