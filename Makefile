@@ -21,7 +21,7 @@ test-extra::
 
 $(VENVS)/dev/.ok: pyproject.toml
 	$(PYTHON) -m venv $(VENVS)/dev
-	$(DEV) -m pip install $(PIP_QUIET) -e '.[dev]'
+	$(DEV) -m pip install $(PIP_QUIET) -e '.[dev,scan-formats]'
 	touch $@
 
 # one venv per release, stock livekit-agents in site-packages ...
