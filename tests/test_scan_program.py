@@ -258,6 +258,31 @@ def test_a_second_wait_on_a_decided_step_is_no_finding(tmp_path: Path) -> None:
     assert found == [at(source, WAIT, "LKP002", 0), at(source, WAIT, "LKP002", 1)]
 
 
+def test_a_wait_after_interruptions_are_disallowed_is_no_finding(tmp_path: Path) -> None:
+    """``ctx.disallow_interruptions()`` (which raises if the speech is already interrupted) on
+    every path before the wait: the preamble can no longer be interrupted, so the wait cannot
+    raise. Two real hang-up tools do this (a Toolset's goodbye helper, a receptionist's
+    ``hangup_call``); both were reported LKP002 (found by the adversarial review)."""
+    body = """
+    async def hangup(ctx: RunContext) -> None:
+        ctx.disallow_interruptions()
+        await ctx.session.generate_reply(instructions="say goodbye")
+        try:
+            await ctx.wait_for_playout()
+        except Exception:
+            pass
+        await delete_room()
+    """
+    assert triples(tmp_path, body)[0] == []
+    # negative controls: disallowed on one path only, or on another receiver, it can still raise
+    for changed in (
+        body.replace("        ctx.disallow", "        if x:\n            ctx.disallow"),
+        body.replace("    ctx.disallow_interruptions()", "    other.disallow_interruptions()"),
+    ):
+        found, source = triples(tmp_path, changed)
+        assert found == [at(source, WAIT, "LKP001")]
+
+
 def test_lkp002_names_the_first_lost_effect_and_state_left_set(tmp_path: Path) -> None:
     body = """
     class Agent:

@@ -139,6 +139,25 @@ def already_waited(
     return None
 
 
+def interruptions_disallowed(
+    parents: dict[ast.AST, ast.AST], call: ast.Call, receiver: str
+) -> ast.Call | None:
+    """A ``<receiver>.disallow_interruptions()`` that ran on every path to ``call``: it raises
+    if the speech is already interrupted, and after it no interruption is accepted, so the
+    preamble cannot be interrupted and this wait cannot raise."""
+    for stmt in before(parents, call):
+        inner = stmt.value if isinstance(stmt, ast.Expr) else None
+        if (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Attribute)
+            and inner.func.attr == "disallow_interruptions"
+            and isinstance(inner.func.value, ast.Name)
+            and inner.func.value.id == receiver
+        ):
+            return inner
+    return None
+
+
 def stale_state(
     parents: dict[ast.AST, ast.AST], call: ast.Call, lost: list[ast.stmt]
 ) -> list[tuple[str, int, int]]:

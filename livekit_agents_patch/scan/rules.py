@@ -19,7 +19,8 @@ old behaviour and is not a finding. Each such wait gives at most one of:
 - ``LKP005`` (info): the wait's function is only ever started as a task (``create_task``,
   ``ensure_future``, ``TaskGroup.create_task``): its raise ends the task, not the tool;
 - nothing, when an earlier wait on the same receiver returned on every path to this one (the
-  step's outcome is decided: this one cannot raise);
+  step's outcome is decided: this one cannot raise), or ``<receiver>.disallow_interruptions()``
+  ran on every path to it (the preamble can no longer be interrupted);
 - ``LKP002`` (info): behaviour change; the statements after the wait no longer run. Such a
   verdict is *open*: a decorator or a caller in another file may swallow the raise (``link``).
 
@@ -230,6 +231,9 @@ class Module(Catchers):
     def _judge(self, call: ast.Call) -> tuple[list[Hit], Open | None]:
         func = self._function_of(call)
         workarounds = self._workarounds(call, func)
+        assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+        if flow.interruptions_disallowed(self.parents, call, call.func.value.id) is not None:
+            return workarounds, None
         catcher = self.catcher(call, func)
         if catcher is not None:
             return [self._swallowed(call, catcher), *workarounds], None
