@@ -377,3 +377,37 @@ def test_lkp002_names_a_flag_set_before_the_wait_that_an_earlier_check_returns_o
     )
     triples(tmp_path, moved)
     assert "stays set" not in scan([str(tmp_path / "tool.py")]).findings[0].message
+
+
+def test_a_flag_set_before_an_if_holding_the_wait_is_named_too(tmp_path: Path) -> None:
+    """A real outbound caller's ``hangup``: the reason is set, then the wait runs under ``if
+    run_ctx is not None:``. The flag stays set just the same, but the message said nothing: only
+    the wait's own block was read (found by the adversarial review)."""
+    body = """
+    class Agent:
+        async def hangup(self, reason: str, *, run_ctx: RunContext | None = None) -> None:
+            if self._hangup_reason is not None:
+                return
+            self._hangup_reason = reason
+            logger.info("ending call: %s", reason)
+            if run_ctx is not None:
+                await run_ctx.wait_for_playout()
+            await remove_participant()
+            self._job_ctx = None
+    """
+    (finding,), source = triples(tmp_path, body)
+    assert finding == at(source, "run_ctx.wait_for_playout()", "LKP002")
+    message = scan([str(tmp_path / "tool.py")]).findings[0].message
+    set_at = at(source, "self._hangup_reason = reason", "")[0]
+    check_at = at(source, "if self._hangup_reason is not None:", "")[0]
+    assert (
+        f"`self._hangup_reason` (set at line {set_at}) stays set, so the check at line "
+        f"{check_at} returns early on every later call" in message
+    )
+    # negative control: set further back than the three statements before the wait, not named
+    far = body.replace(
+        '            logger.info("ending call: %s", reason)\n',
+        '            logger.info("ending call: %s", reason)\n' + "            a = 1\n" * 2,
+    )
+    triples(tmp_path, far)
+    assert "stays set" not in scan([str(tmp_path / "tool.py")]).findings[0].message

@@ -163,15 +163,7 @@ def stale_state(
 ) -> list[tuple[str, int, int]]:
     """Attributes set in the few statements before the wait that the lost statements would
     have set again: ``(target, line set, line of the lost reset)``."""
-    stmt = statement_of(parents, call)
-    if stmt is None:
-        return []
-    block = next(blocks_out(parents, stmt), None)
-    if block is None:
-        return []
-    statements, index = block
-    window = statements[max(0, index - _RESET_WINDOW) : index]
-    set_before = {text: s.lineno for s in window for text in _attributes_assigned(s)}
+    set_before = _set_just_before(parents, call)
     out: list[tuple[str, int, int]] = []
     for node in _walk_own(lost):
         if isinstance(node, ast.stmt):
@@ -185,16 +177,12 @@ def stale_guards(parents: dict[ast.AST, ast.AST], call: ast.Call) -> list[tuple[
     """Attributes set in the few statements before the wait that an earlier ``if <attr>: ...
     return`` of the same function checks: left set when the wait raises, that check returns
     early on every later call (``(target, line set, line of the check)``)."""
-    stmt = statement_of(parents, call)
-    block = next(blocks_out(parents, stmt), None) if stmt is not None else None
-    func: ast.AST | None = stmt
+    func: ast.AST | None = statement_of(parents, call)
     while func is not None and not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
         func = parents.get(func)
-    if block is None or func is None:
+    if func is None:
         return []
-    statements, index = block
-    window = statements[max(0, index - _RESET_WINDOW) : index]
-    set_before = {text: s.lineno for s in window for text in _attributes_assigned(s)}
+    set_before = _set_just_before(parents, call)
     out: list[tuple[str, int, int]] = []
     for node in _walk_own(list(getattr(func, "body", []))):
         if not isinstance(node, ast.If) or not any(isinstance(s, ast.Return) for s in node.body):
@@ -204,6 +192,13 @@ def stale_guards(parents: dict[ast.AST, ast.AST], call: ast.Call) -> list[tuple[
             if text in tested and node.lineno < line and all(t != text for t, _, _ in out):
                 out.append((text, line, node.lineno))
     return out
+
+
+def _set_just_before(parents: dict[ast.AST, ast.AST], call: ast.Call) -> dict[str, int]:
+    """Attributes assigned in the few statements that ran just before the wait (in its block
+    and, when it is nested in an ``if`` or a loop, before that statement): target -> line."""
+    window = before(parents, call)[:_RESET_WINDOW]
+    return {text: s.lineno for s in reversed(window) for text in _attributes_assigned(s)}
 
 
 def _attributes_assigned(stmt: ast.AST) -> list[str]:
