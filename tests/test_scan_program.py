@@ -411,3 +411,58 @@ def test_a_flag_set_before_an_if_holding_the_wait_is_named_too(tmp_path: Path) -
     )
     triples(tmp_path, far)
     assert "stays set" not in scan([str(tmp_path / "tool.py")]).findings[0].message
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "asyncio.wait_for(say_bye(ctx), timeout=10)",
+        "asyncio.wait_for(fut=say_bye(ctx), timeout=10)",
+        "asyncio.shield(say_bye(ctx))",
+        "asyncio.gather(say_bye(ctx), other())",
+    ],
+)
+def test_a_helper_awaited_through_wait_for_shield_or_gather_is_still_swallowed(
+    tmp_path: Path, call: str
+) -> None:
+    """Each passes the helper's raise on to the awaiting tool, whose ``except Exception`` then
+    swallows it; only a bare ``await say_bye(ctx)`` was followed, so these were LKP002
+    (found by the adversarial review)."""
+    body = f"""
+    async def say_bye(ctx: RunContext) -> None:
+        await ctx.session.say("bye")
+        await ctx.wait_for_playout()
+        await hang_up()
+
+    async def end_call(ctx: RunContext) -> str:
+        try:
+            await {call}
+        except Exception:
+            return "could not end the call"
+        return "ended"
+    """
+    found, source = triples(tmp_path, body)
+    assert found == [at(source, WAIT, "LKP001")]
+    # negative control: re-raised first, the helper's wait is the behaviour change only
+    safe = body.replace(
+        "        except Exception:",
+        "        except StopResponse:\n            raise\n        except Exception:",
+    )
+    found, source = triples(tmp_path, safe)
+    assert found == [at(source, WAIT, "LKP002")]
+    # the same caller in another file
+    files = tree(
+        tmp_path / "two",
+        {
+            "app/bye.py": "from livekit.agents import RunContext\n"
+            + textwrap.dedent(body).split("async def end_call")[0],
+            "app/tool.py": "import asyncio\nfrom livekit.agents import RunContext\n"
+            "from .bye import say_bye\n\n"
+            + "async def end_call"
+            + textwrap.dedent(body).split("async def end_call")[1],
+        },
+    )
+    wait = at(files["app/bye.py"], WAIT, "LKP001")
+    assert [(p, line, col, code) for p, line, col, code in scanned(tmp_path / "two")] == [
+        ("app/bye.py", *wait)
+    ]

@@ -43,6 +43,12 @@ from .names import Names
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _TASK_STARTERS = frozenset({"create_task", "ensure_future"})
 _NOT_WRAPPERS = frozenset({"staticmethod", "classmethod", "property", "function_tool"})
+_PASS_ON = frozenset(
+    f"asyncio.{module}{name}"
+    for module in ("", "tasks.")
+    for name in ("wait_for", "shield", "gather")
+)
+"""Awaited with a coroutine, these hand its exception on to the awaiting function."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +345,7 @@ class Module(Catchers):
 
         out: list[tuple[ast.Call, ast.AST]] = []
         for site in (c for c in self.calls_named(func.name) if calls_it(c)):
-            if awaited and not isinstance(self.parents.get(site), ast.Await):
+            if awaited and not self.awaited(site):
                 continue  # a task or a coroutine passed on: its raise goes elsewhere
             chain = self.chain(site, self.tree)
             enclosing = [p for _, p in chain if isinstance(p, _FUNCTIONS)]
@@ -351,6 +357,21 @@ class Module(Catchers):
             elif any_function:
                 out.append((site, self.tree))
         return out
+
+    def awaited(self, site: ast.Call) -> bool:
+        """``await f(...)``, or ``f(...)`` given to an awaited ``asyncio.wait_for``, ``shield``
+        or ``gather`` (not ``return_exceptions=True``): the raise reaches the awaiting function."""
+        parent = self.parents.get(site)
+        if isinstance(parent, ast.keyword):  # ``wait_for(fut=f(...))``
+            parent = self.parents.get(parent)
+        if (
+            isinstance(parent, ast.Call)
+            and parent.func is not site
+            and self.names.qualified(parent.func) in _PASS_ON
+            and not any(k.arg == "return_exceptions" for k in parent.keywords)
+        ):
+            parent = self.parents.get(parent)
+        return isinstance(parent, ast.Await)
 
 
 def _parameters(args: ast.arguments) -> list[ast.arg]:
