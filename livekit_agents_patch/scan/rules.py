@@ -42,6 +42,8 @@ from .names import Names
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _TASK_STARTERS = frozenset({"create_task", "ensure_future"})
+DETAILED = 500
+"""LKP002 messages per file that name the first lost effect and the state left set."""
 _NOT_WRAPPERS = frozenset({"staticmethod", "classmethod", "property", "function_tool"})
 _PASS_ON = frozenset(
     f"asyncio.{module}{name}"
@@ -95,6 +97,9 @@ class Module(Catchers):
         """Only for the nodes on a path from the module to a line visited by ``descend``."""
         self.module = module
         self._calls: dict[str, list[ast.Call]] = {}
+        self._given: dict[tuple[int, int, str], bool] = {}
+        self.ends: dict[int, list[int]] = {}
+        self.details = DETAILED
         self.names = Names(tree, module)
         self.waits = self.descend(WAIT, is_wait)
 
@@ -197,7 +202,13 @@ class Module(Catchers):
 
     def _given_context(self, func: ast.AST, index: int, name: str) -> bool:
         """``isinstance(name, RunContext)`` in ``func``, or a caller here passing a RunContext
-        parameter at that position (or by that keyword)."""
+        parameter at that position (or by that keyword); once per function and parameter."""
+        key = (id(func), index, name)
+        if key not in self._given:
+            self._given[key] = self._gives_context(func, index, name)
+        return self._given[key]
+
+    def _gives_context(self, func: ast.AST, index: int, name: str) -> bool:
         for node in ast.walk(func):
             if (
                 isinstance(node, ast.Call)
