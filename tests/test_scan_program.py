@@ -466,3 +466,23 @@ def test_a_helper_awaited_through_wait_for_shield_or_gather_is_still_swallowed(
     assert [(p, line, col, code) for p, line, col, code in scanned(tmp_path / "two")] == [
         ("app/bye.py", *wait)
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not built: a `return`, `break` or `continue` in a `finally` swallows the raise "
+    "(Python drops the exception), but only except handlers and suppress() are read as "
+    "catchers; needs a third catcher form in catchers.py, messages.py and modules._clause",
+)
+def test_a_return_in_finally_swallows_the_fix(tmp_path: Path) -> None:
+    """Found by the adversarial review (``while True: try: <wait> finally: break``)."""
+    body = """
+    async def end_call(ctx: RunContext) -> str:
+        try:
+            await ctx.wait_for_playout()
+            await hang_up()
+        finally:
+            return "ended"
+    """
+    found, source = triples(tmp_path, body)
+    assert found == [at(source, WAIT, "LKP001")]
