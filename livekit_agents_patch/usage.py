@@ -60,8 +60,11 @@ def write(text: str, stream: Any = None) -> None:
 
     The stream's descriptor is pointed at ``/dev/null`` so that the interpreter's own flush at
     exit does not fail again (Python's documented way, see the ``signal`` module's notes on
-    SIGPIPE)."""
+    SIGPIPE). No stream at all (``cmd >&-``: Python then has ``sys.stdout`` ``None``) is the
+    same: nothing can be read, the exit code stands."""
     stream = sys.stdout if stream is None else stream
+    if stream is None:
+        return
     try:
         stream.write(text)
         stream.flush()

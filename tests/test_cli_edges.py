@@ -102,6 +102,32 @@ def test_a_closed_stdout_keeps_each_commands_exit_and_prints_no_traceback(tmp_pa
     assert cli("status", root=root).stdout.startswith(f"livekit-agents {NEWEST}")
 
 
+def test_no_stdout_at_all_keeps_each_formats_exit_and_prints_no_traceback(tmp_path: Path) -> None:
+    """A stdout closed outright (``cmd >&-``: Python's ``sys.stdout`` is then ``None``), for each
+    scan format. Before: exit 10, "internal error: AttributeError: 'NoneType' object has no
+    attribute 'write'" (found by the adversarial review of scan)."""
+    tool = tmp_path / "tool.py"
+    tool.write_text(
+        "from livekit.agents import RunContext\n\n"
+        "async def t(ctx: RunContext) -> None:\n    await ctx.wait_for_playout()\n",
+        encoding="utf-8",
+    )
+    formats = [("--format", "text"), ("--format", "github"), ("--format", "sarif"), ("--json",)]
+    for form in formats:
+        done = subprocess.run(
+            [PYTHON, "-m", "livekit_agents_patch", "scan", *form, str(tool)],
+            env=cli_env(None),
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd="/",
+            preexec_fn=lambda: os.close(1),
+        )
+        assert (done.returncode, done.stderr) == (Exit.OK, ""), form
+    # the control: with a stdout, the same run prints its finding
+    assert "LKP002" in cli("scan", str(tool)).stdout
+
+
 # --- verify --timeout, and nothing left behind (defect 4) --------------------------------------
 
 

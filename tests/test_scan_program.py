@@ -258,6 +258,31 @@ def test_a_second_wait_on_a_decided_step_is_no_finding(tmp_path: Path) -> None:
     assert found == [at(source, WAIT, "LKP002", 0), at(source, WAIT, "LKP002", 1)]
 
 
+def test_a_wait_after_interruptions_are_disallowed_is_no_finding(tmp_path: Path) -> None:
+    """``ctx.disallow_interruptions()`` (which raises if the speech is already interrupted) on
+    every path before the wait: the preamble can no longer be interrupted, so the wait cannot
+    raise. Two real hang-up tools do this (a Toolset's goodbye helper, a receptionist's
+    ``hangup_call``); both were reported LKP002 (found by the adversarial review)."""
+    body = """
+    async def hangup(ctx: RunContext) -> None:
+        ctx.disallow_interruptions()
+        await ctx.session.generate_reply(instructions="say goodbye")
+        try:
+            await ctx.wait_for_playout()
+        except Exception:
+            pass
+        await delete_room()
+    """
+    assert triples(tmp_path, body)[0] == []
+    # negative controls: disallowed on one path only, or on another receiver, it can still raise
+    for changed in (
+        body.replace("        ctx.disallow", "        if x:\n            ctx.disallow"),
+        body.replace("    ctx.disallow_interruptions()", "    other.disallow_interruptions()"),
+    ):
+        found, source = triples(tmp_path, changed)
+        assert found == [at(source, WAIT, "LKP001")]
+
+
 def test_lkp002_names_the_first_lost_effect_and_state_left_set(tmp_path: Path) -> None:
     body = """
     class Agent:
@@ -352,3 +377,112 @@ def test_lkp002_names_a_flag_set_before_the_wait_that_an_earlier_check_returns_o
     )
     triples(tmp_path, moved)
     assert "stays set" not in scan([str(tmp_path / "tool.py")]).findings[0].message
+
+
+def test_a_flag_set_before_an_if_holding_the_wait_is_named_too(tmp_path: Path) -> None:
+    """A real outbound caller's ``hangup``: the reason is set, then the wait runs under ``if
+    run_ctx is not None:``. The flag stays set just the same, but the message said nothing: only
+    the wait's own block was read (found by the adversarial review)."""
+    body = """
+    class Agent:
+        async def hangup(self, reason: str, *, run_ctx: RunContext | None = None) -> None:
+            if self._hangup_reason is not None:
+                return
+            self._hangup_reason = reason
+            logger.info("ending call: %s", reason)
+            if run_ctx is not None:
+                await run_ctx.wait_for_playout()
+            await remove_participant()
+            self._job_ctx = None
+    """
+    (finding,), source = triples(tmp_path, body)
+    assert finding == at(source, "run_ctx.wait_for_playout()", "LKP002")
+    message = scan([str(tmp_path / "tool.py")]).findings[0].message
+    set_at = at(source, "self._hangup_reason = reason", "")[0]
+    check_at = at(source, "if self._hangup_reason is not None:", "")[0]
+    assert (
+        f"`self._hangup_reason` (set at line {set_at}) stays set, so the check at line "
+        f"{check_at} returns early on every later call" in message
+    )
+    # negative control: set further back than the three statements before the wait, not named
+    far = body.replace(
+        '            logger.info("ending call: %s", reason)\n',
+        '            logger.info("ending call: %s", reason)\n' + "            a = 1\n" * 2,
+    )
+    triples(tmp_path, far)
+    assert "stays set" not in scan([str(tmp_path / "tool.py")]).findings[0].message
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "asyncio.wait_for(say_bye(ctx), timeout=10)",
+        "asyncio.wait_for(fut=say_bye(ctx), timeout=10)",
+        "asyncio.shield(say_bye(ctx))",
+        "asyncio.gather(say_bye(ctx), other())",
+    ],
+)
+def test_a_helper_awaited_through_wait_for_shield_or_gather_is_still_swallowed(
+    tmp_path: Path, call: str
+) -> None:
+    """Each passes the helper's raise on to the awaiting tool, whose ``except Exception`` then
+    swallows it; only a bare ``await say_bye(ctx)`` was followed, so these were LKP002
+    (found by the adversarial review)."""
+    body = f"""
+    async def say_bye(ctx: RunContext) -> None:
+        await ctx.session.say("bye")
+        await ctx.wait_for_playout()
+        await hang_up()
+
+    async def end_call(ctx: RunContext) -> str:
+        try:
+            await {call}
+        except Exception:
+            return "could not end the call"
+        return "ended"
+    """
+    found, source = triples(tmp_path, body)
+    assert found == [at(source, WAIT, "LKP001")]
+    # negative control: re-raised first, the helper's wait is the behaviour change only
+    safe = body.replace(
+        "        except Exception:",
+        "        except StopResponse:\n            raise\n        except Exception:",
+    )
+    found, source = triples(tmp_path, safe)
+    assert found == [at(source, WAIT, "LKP002")]
+    # the same caller in another file
+    files = tree(
+        tmp_path / "two",
+        {
+            "app/bye.py": "from livekit.agents import RunContext\n"
+            + textwrap.dedent(body).split("async def end_call")[0],
+            "app/tool.py": "import asyncio\nfrom livekit.agents import RunContext\n"
+            "from .bye import say_bye\n\n"
+            + "async def end_call"
+            + textwrap.dedent(body).split("async def end_call")[1],
+        },
+    )
+    wait = at(files["app/bye.py"], WAIT, "LKP001")
+    assert [(p, line, col, code) for p, line, col, code in scanned(tmp_path / "two")] == [
+        ("app/bye.py", *wait)
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not built: a `return`, `break` or `continue` in a `finally` swallows the raise "
+    "(Python drops the exception), but only except handlers and suppress() are read as "
+    "catchers; needs a third catcher form in catchers.py, messages.py and modules._clause",
+)
+def test_a_return_in_finally_swallows_the_fix(tmp_path: Path) -> None:
+    """Found by the adversarial review (``while True: try: <wait> finally: break``)."""
+    body = """
+    async def end_call(ctx: RunContext) -> str:
+        try:
+            await ctx.wait_for_playout()
+            await hang_up()
+        finally:
+            return "ended"
+    """
+    found, source = triples(tmp_path, body)
+    assert found == [at(source, WAIT, "LKP001")]

@@ -82,6 +82,12 @@ class Messages:
     lines: Sequence[str]
     parents: dict[ast.AST, ast.AST]
     names: Names
+    ends: dict[int, list[int]]
+    """``flow.after``'s cache of where each statement list's reachable runs end."""
+    details: int
+    """How many more LKP002 messages of this file name the first lost effect and the state left
+    set (each reads the statements around its wait): a bound, so a generated file of 20,000
+    waits is read in seconds, not hours."""
 
     def _swallowed(
         self,
@@ -122,20 +128,25 @@ class Messages:
 
     def _goes_on(self, stmt: ast.stmt) -> str:
         """Where the tool goes on once ``stmt`` has swallowed the raise."""
-        after = flow.after(self.parents, stmt)
+        after = flow.after(self.parents, stmt, self.ends)
         if not after:
             return ""
         return f"goes on at line {after[0].lineno} (`{self._snippet(after[0])}`)"
 
     def _behaviour_change(self, call: ast.Call) -> Hit:
-        after = flow.after(self.parents, call)
+        after = flow.after(self.parents, call, self.ends)
         head = (
             "behaviour change: with the fix this raises SpeechInterruptedError when the "
             "preamble is interrupted, and the tool ends quietly there"
         )
         if not after:
             return self._hit(call, BEHAVIOUR_CHANGE, f"{head} (nothing follows the wait)")
-        span = _lines(after[0].lineno, max(_end(s) for s in after))
+        span = _lines(after[0].lineno, _end(after[-1]))  # in source order: the last ends last
+        if self.details <= 0:
+            return self._hit(
+                call, BEHAVIOUR_CHANGE, f"{head}: the statements after it ({span}) no longer run"
+            )
+        self.details -= 1
         lost = flow.lost_effect(after, self.names)
         example = f", first the call to `{self._code(lost.func)}`" if lost else ""
         message = f"{head}: the statements after it ({span}{example}) no longer run"
@@ -153,7 +164,7 @@ class Messages:
         return self._hit(call, BEHAVIOUR_CHANGE, message)
 
     def _in_a_task(self, call: ast.Call, func: ast.AST, started: ast.Call) -> Hit:
-        after = flow.after(self.parents, call)
+        after = flow.after(self.parents, call, self.ends)
         name = getattr(func, "name", "lambda")
         lost = ""
         if after:

@@ -120,7 +120,7 @@ class Program:
     def _in_caller(
         self, wait: Hit, path: str, mod: Module, site: ast.Call, caller: ast.AST
     ) -> Hit | None:
-        if isinstance(mod.parents.get(site), ast.Await) and isinstance(caller, _FUNCTIONS):
+        if mod.awaited(site) and isinstance(caller, _FUNCTIONS):
             catcher = mod.catcher(site, caller)
             if catcher is not None:
                 stmt, what = catcher

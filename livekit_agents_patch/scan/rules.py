@@ -19,7 +19,8 @@ old behaviour and is not a finding. Each such wait gives at most one of:
 - ``LKP005`` (info): the wait's function is only ever started as a task (``create_task``,
   ``ensure_future``, ``TaskGroup.create_task``): its raise ends the task, not the tool;
 - nothing, when an earlier wait on the same receiver returned on every path to this one (the
-  step's outcome is decided: this one cannot raise);
+  step's outcome is decided: this one cannot raise), or ``<receiver>.disallow_interruptions()``
+  ran on every path to it (the preamble can no longer be interrupted);
 - ``LKP002`` (info): behaviour change; the statements after the wait no longer run. Such a
   verdict is *open*: a decorator or a caller in another file may swallow the raise (``link``).
 
@@ -41,7 +42,15 @@ from .names import Names
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _TASK_STARTERS = frozenset({"create_task", "ensure_future"})
+DETAILED = 500
+"""LKP002 messages per file that name the first lost effect and the state left set."""
 _NOT_WRAPPERS = frozenset({"staticmethod", "classmethod", "property", "function_tool"})
+_PASS_ON = frozenset(
+    f"asyncio.{module}{name}"
+    for module in ("", "tasks.")
+    for name in ("wait_for", "shield", "gather")
+)
+"""Awaited with a coroutine, these hand its exception on to the awaiting function."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,9 @@ class Module(Catchers):
         """Only for the nodes on a path from the module to a line visited by ``descend``."""
         self.module = module
         self._calls: dict[str, list[ast.Call]] = {}
+        self._given: dict[tuple[int, int, str], bool] = {}
+        self.ends: dict[int, list[int]] = {}
+        self.details = DETAILED
         self.names = Names(tree, module)
         self.waits = self.descend(WAIT, is_wait)
 
@@ -190,7 +202,13 @@ class Module(Catchers):
 
     def _given_context(self, func: ast.AST, index: int, name: str) -> bool:
         """``isinstance(name, RunContext)`` in ``func``, or a caller here passing a RunContext
-        parameter at that position (or by that keyword)."""
+        parameter at that position (or by that keyword); once per function and parameter."""
+        key = (id(func), index, name)
+        if key not in self._given:
+            self._given[key] = self._gives_context(func, index, name)
+        return self._given[key]
+
+    def _gives_context(self, func: ast.AST, index: int, name: str) -> bool:
         for node in ast.walk(func):
             if (
                 isinstance(node, ast.Call)
@@ -230,6 +248,9 @@ class Module(Catchers):
     def _judge(self, call: ast.Call) -> tuple[list[Hit], Open | None]:
         func = self._function_of(call)
         workarounds = self._workarounds(call, func)
+        assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+        if flow.interruptions_disallowed(self.parents, call, call.func.value.id) is not None:
+            return workarounds, None
         catcher = self.catcher(call, func)
         if catcher is not None:
             return [self._swallowed(call, catcher), *workarounds], None
@@ -335,7 +356,7 @@ class Module(Catchers):
 
         out: list[tuple[ast.Call, ast.AST]] = []
         for site in (c for c in self.calls_named(func.name) if calls_it(c)):
-            if awaited and not isinstance(self.parents.get(site), ast.Await):
+            if awaited and not self.awaited(site):
                 continue  # a task or a coroutine passed on: its raise goes elsewhere
             chain = self.chain(site, self.tree)
             enclosing = [p for _, p in chain if isinstance(p, _FUNCTIONS)]
@@ -347,6 +368,21 @@ class Module(Catchers):
             elif any_function:
                 out.append((site, self.tree))
         return out
+
+    def awaited(self, site: ast.Call) -> bool:
+        """``await f(...)``, or ``f(...)`` given to an awaited ``asyncio.wait_for``, ``shield``
+        or ``gather`` (not ``return_exceptions=True``): the raise reaches the awaiting function."""
+        parent = self.parents.get(site)
+        if isinstance(parent, ast.keyword):  # ``wait_for(fut=f(...))``
+            parent = self.parents.get(parent)
+        if (
+            isinstance(parent, ast.Call)
+            and parent.func is not site
+            and self.names.qualified(parent.func) in _PASS_ON
+            and not any(k.arg == "return_exceptions" for k in parent.keywords)
+        ):
+            parent = self.parents.get(parent)
+        return isinstance(parent, ast.Await)
 
 
 def _parameters(args: ast.arguments) -> list[ast.arg]:
