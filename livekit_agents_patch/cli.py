@@ -422,6 +422,7 @@ def _stopped(e: stopping.Stopped) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    usage.standard_streams()
     _Parser.json_wanted = usage.wants_json(argv)
     args: argparse.Namespace | None = None
     try:

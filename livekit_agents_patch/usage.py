@@ -54,6 +54,27 @@ def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: boo
     return code
 
 
+def standard_streams() -> None:
+    """Open ``/dev/null`` on each standard descriptor the caller closed (``>&-``, ``2>&-``).
+
+    Python starts with ``sys.stdout = None`` when descriptor 1 is closed, so the first print
+    would raise and ``print(file=sys.stderr)`` would write to stdout; and the next file the tool
+    opened would get the free number 1 or 2, where a stray write would land in it. With
+    ``/dev/null`` there, output is discarded as asked and the exit code stands."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            mode = "r" if fd == 0 else "w"
+            stream = open(fd, mode, closefd=False, errors="backslashreplace")  # noqa: SIM115
+            setattr(sys, name, stream)  # for the whole run: never closed
+
+
 def write(text: str, stream: Any = None) -> None:
     """Write and flush ``text``; a reader that stopped early (``| head``, a closed pipe) changes
     nothing: the command's exit code stands, no traceback, nothing more is written.

@@ -1,0 +1,63 @@
+"""The CLI under an adversarial review of issue 17's promises: each test here failed on the
+merged main before its fix (the commit that added it says how it was found)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support.cli import NEWEST, cli
+from support.fake_install import make
+
+from livekit_agents_patch.exits import Exit
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    return make(tmp_path / "site", NEWEST)
+
+
+# --- a standard descriptor closed by the caller (`>&-`, `2>&-`) ------------------------------
+
+
+def _closed(redirection: str) -> tuple[str, ...]:
+    """A prefix that runs the CLI with ``redirection`` applied (``>&-``: no descriptor 1 at all,
+    which Python shows as ``sys.stdout = None``; a broken pipe is another case)."""
+    return ("/bin/sh", "-c", f'exec "$@" {redirection}', "sh")
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (("status",), Exit.PRISTINE),
+        (("status", "--json"), Exit.PRISTINE),
+        (("apply",), Exit.OK),
+        (("show", "--release", "9.9", "--json"), Exit.UNSUPPORTED),
+        (("--version",), Exit.OK),
+    ],
+)
+def test_a_closed_stdout_keeps_the_exit_and_prints_no_traceback(
+    site: Path, argv: tuple[str, ...], code: int
+) -> None:
+    """Before: ``sys.stdout`` is None, so the first print raised AttributeError: exit 10
+    ("internal error ... report this") with a traceback, and under --json a bare traceback
+    and exit 1."""
+    done = cli(*argv, root=site, prefix=_closed(">&-"))
+    assert (done.returncode, done.stderr) == (code, ""), done.stderr
+
+
+@pytest.mark.parametrize("redirection", ["2>&-", ">&- 2>&-"])
+def test_a_closed_stderr_keeps_refusals_off_stdout_and_the_exit(
+    site: Path, redirection: str
+) -> None:
+    """Before: with ``2>&-`` a refusal went to stdout (``show --release X > file 2>&-`` wrote
+    the error into the file), and with both closed every command ended with exit 1."""
+    done = cli("show", "--release", "9.9", root=site, prefix=_closed(redirection))
+    assert (done.returncode, done.stdout) == (Exit.UNSUPPORTED, "")
+    done = cli("status", root=site, prefix=_closed(redirection))
+    assert done.returncode == Exit.PRISTINE
+    if redirection == "2>&-":
+        assert done.stdout.startswith(f"livekit-agents {NEWEST} at ")
+        done = cli("show", "--release", "9.9", "--json", root=site, prefix=_closed(redirection))
+        assert json.loads(done.stdout)["exit"] == done.returncode == Exit.UNSUPPORTED
