@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 USAGE_EXIT = 2
@@ -23,16 +24,60 @@ def wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def interpreter(value: str) -> str:
-    """``--python``'s value: an empty one is a mistake (an unset or mistyped variable), never
-    "this interpreter", which would patch or check the wrong environment."""
+def _given(value: str, expected: str, example: str, otherwise: str) -> str:
+    """``value`` unless it is empty or blank: a mistake (an unset or mistyped variable), never
+    the option's default, which would act on something else than was meant."""
     if not value.strip():
         raise argparse.ArgumentTypeError(
-            f"expected the target's interpreter, found an empty value ({value!r}): likely an "
-            'unset or mistyped variable, e.g. --python "$APP_PY". Next: pass the path of the '
-            "environment's python, or leave --python out to mean this interpreter"
+            f"expected {expected}, found an empty value ({value!r}): likely an unset or "
+            f"mistyped variable, e.g. {example}. Next: {otherwise}"
         )
     return value
+
+
+def interpreter(value: str) -> str:
+    """``--python``'s value: never "this interpreter", which would patch or check the wrong
+    environment."""
+    return _given(
+        value,
+        "the target's interpreter",
+        '--python "$APP_PY"',
+        "pass the path of the environment's python, or leave --python out to mean this interpreter",
+    )
+
+
+def release(value: str) -> str:
+    """``--release``'s value: never "the installed release" (``show``)."""
+    return _given(
+        value,
+        "a livekit-agents release such as 1.8.9",
+        '--release "$LK_VERSION"',
+        "pass the release (`pip show livekit-agents` names the installed one)",
+    )
+
+
+def directory(value: str) -> Path:
+    """``wheel --output``: never the working directory, nor a new directory named " "."""
+    return Path(
+        _given(
+            value,
+            "the directory to write the wheel to",
+            '--output "$DIST"',
+            "pass a directory, or leave --output out to mean the working directory",
+        )
+    )
+
+
+def wheel_file(value: str) -> Path:
+    """``wheel --from``: never ``.``, which ``Path("")`` is."""
+    return Path(
+        _given(
+            value,
+            "upstream's wheel file (a .whl)",
+            '--from "$WHEEL"',
+            "pass the .whl file, or leave --from out to download it",
+        )
+    )
 
 
 def seconds(value: str) -> float:

@@ -4,13 +4,15 @@ merged main before its fix (the commit that added it says how it was found)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import NEWEST, cli
-from support.fake_install import make
+from support.cli import NEWEST, PYTHON, cli, cli_env
+from support.fake_install import WHEELS, make
 
 from livekit_agents_patch.exits import Exit
+from livekit_agents_patch.install import matrix
 
 
 @pytest.fixture
@@ -61,3 +63,47 @@ def test_a_closed_stderr_keeps_refusals_off_stdout_and_the_exit(
         assert done.stdout.startswith(f"livekit-agents {NEWEST} at ")
         done = cli("show", "--release", "9.9", "--json", root=site, prefix=_closed(redirection))
         assert json.loads(done.stdout)["exit"] == done.returncode == Exit.UNSUPPORTED
+
+
+# --- an empty value for an option that names a release, a directory or a file ----------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("show", "--release", ""),
+        ("show", "--release", " "),
+        ("wheel", "--release", ""),
+        ("wheel", "--release", "\t"),
+        ("wheel", "--release", NEWEST, "--output", ""),
+        ("wheel", "--release", NEWEST, "--output", " "),
+        ("wheel", "--release", NEWEST, "--from", ""),
+    ],
+)
+def test_an_empty_release_output_or_from_is_a_usage_error(
+    site: Path, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """Before: ``show --release ""`` printed the installed release's patch (exit 0),
+    ``wheel --output ""`` wrote into the working directory and ``--output " "`` into a new
+    directory named " ", ``--release ""`` was "not in the patch index" (exit 4) and
+    ``--from ""`` said "expected . to be a regular file": an unset variable taken for a value,
+    as ``--python ""`` was before issue 17."""
+    work = tmp_path / "work"
+    work.mkdir()
+    upstream = str(matrix.wheel(NEWEST, WHEELS))
+    if "--from" not in argv:
+        argv = (*argv, "--from", upstream) if argv[0] == "wheel" else argv
+    for json_flag in ((), ("--json",)):
+        done = subprocess.run(
+            [PYTHON, "-m", "livekit_agents_patch", *argv, *json_flag],
+            env=cli_env(site, {"XDG_CACHE_HOME": str(tmp_path / "cache")}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=work,
+        )
+        assert done.returncode == Exit.USAGE, done.stdout + done.stderr
+        message = json.loads(done.stdout)["error"] if json_flag else done.stderr
+        assert "found an empty value" in message and "mistyped variable" in message
+        assert json_flag or done.stdout == ""
+    assert list(work.iterdir()) == []
