@@ -80,13 +80,20 @@ def wheel_file(value: str) -> Path:
     )
 
 
+MAX_SECONDS = 1_000_000.0
+"""The longest ``--timeout`` (11.5 days): the operating system bounds a wait only up to
+INT_MAX milliseconds (24.8 days); past that, waiting raises ``OverflowError``."""
+
+
 def seconds(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {value!r}")
+    if not 0 < number <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds > 0 and at most {MAX_SECONDS:g}, found {value!r}"
+        )
     return number
 
 

@@ -107,3 +107,16 @@ def test_an_empty_release_output_or_from_is_a_usage_error(
         assert "found an empty value" in message and "mistyped variable" in message
         assert json_flag or done.stdout == ""
     assert list(work.iterdir()) == []
+
+
+# --- a timeout too long for the operating system to wait -------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1e308", "2147484"])
+def test_a_verify_timeout_past_what_the_os_can_wait_is_a_usage_error(value: str) -> None:
+    """Before: any finite value was accepted, and past ~24.8 days (poll's INT_MAX ms) the wait
+    raised OverflowError: exit 9, "verify failed before a verdict ... Next: report this"."""
+    done = cli("verify", "--examples", "1", "--timeout", value, "--json")
+    data = json.loads(done.stdout)
+    assert data["exit"] == done.returncode == Exit.USAGE, data
+    assert "at most" in str(data["error"])
