@@ -120,3 +120,36 @@ def test_a_verify_timeout_past_what_the_os_can_wait_is_a_usage_error(value: str)
     data = json.loads(done.stdout)
     assert data["exit"] == done.returncode == Exit.USAGE, data
     assert "at most" in str(data["error"])
+
+
+# --- what sits at the download cache's name ---------------------------------------------------
+
+
+def test_a_directory_at_the_download_cache_s_wheel_name_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """Before: the entry failed the checks (not a regular file), and removing it so that it
+    is downloaded again raised IsADirectoryError: exit 10, "internal error ... report this".
+    Now exit 2 names it and what to do; it is left as it is (never removed recursively), and
+    nothing is downloaded or written."""
+    cache = tmp_path / "cache"
+    planted = (
+        cache / "livekit-agents-patch" / "wheels" / f"livekit_agents-{NEWEST}-py3-none-any.whl"
+    )
+    (planted / "inside").mkdir(parents=True)
+    out = tmp_path / "out"
+    for json_flag in ((), ("--json",)):
+        done = cli(
+            "wheel",
+            "--release",
+            NEWEST,
+            "--output",
+            str(out),
+            *json_flag,
+            env={"XDG_CACHE_HOME": str(cache)},
+        )
+        assert done.returncode == Exit.USAGE, done.stdout + done.stderr
+        message = json.loads(done.stdout)["error"] if json_flag else done.stderr
+        assert f"{planted} fails the checks" in message and "a directory" in message
+        assert "cannot be removed" in message and "--from" in message
+    assert (planted / "inside").is_dir() and not out.exists()

@@ -23,6 +23,7 @@ import io
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import zipfile
 from dataclasses import dataclass
@@ -111,13 +112,13 @@ def _source(release: str, given: Path | None, pin: str | None) -> wheel_source.S
     path = fetch(release)
     try:
         return wheel_source.open_checked(path, release, pin)
-    except wheel_source.SourceError:
-        _unlink_quietly(path)
+    except wheel_source.SourceError as e:
+        _drop_cached(path, e)
     path = fetch(release)
     try:
         return wheel_source.open_checked(path, release, pin)
     except wheel_source.SourceError as e:
-        _unlink_quietly(path)
+        _drop_cached(path, e)
         raise PatchingError(
             Exit.FOREIGN_EDIT if e.code is Exit.FOREIGN_EDIT else Exit.USAGE,
             f"the download cache's wheel {path} fails the checks, also downloaded again: "
@@ -125,6 +126,23 @@ def _source(release: str, given: Path | None, pin: str | None) -> wheel_source.S
             f"(`pip config list`), or download {wheel_name(release)} from PyPI elsewhere and "
             "pass it with --from FILE.",
         ) from e
+
+
+def _drop_cached(path: Path, e: wheel_source.SourceError) -> None:
+    """Remove a cached wheel that failed the checks, so that it is downloaded again; what
+    cannot be unlinked (a directory there) is refused, naming it: never removed recursively."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise PatchingError(
+            Exit.USAGE,
+            f"the download cache's wheel {path} fails the checks ({e.cause}), and cannot be "
+            f"removed to download it again: {error.strerror or error}. Next: remove it "
+            f"(`rm -r {shlex.quote(str(path))}`) and run the same command again, or pass "
+            "upstream's wheel with --from FILE.",
+        ) from error
 
 
 def _unlink_quietly(path: Path) -> None:
