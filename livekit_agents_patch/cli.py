@@ -492,6 +492,7 @@ def _main(args: argparse.Namespace) -> int:
             data = {"command": "show", "version": version, "patch_file": release.patch}
             if as_json:
                 return _emit(True, Exit.OK, {**data, "patch": patch}, "")
+            stopping.decided(Exit.OK)
             usage.write(patch)
             return 0
         assert target is not None

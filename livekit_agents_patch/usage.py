@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import stopping
+
 USAGE_EXIT = 2
 
 
@@ -98,7 +100,9 @@ def seconds(value: str) -> float:
 
 
 def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:
-    """Print one result: ``data`` as one JSON object with ``exit``, or ``text``."""
+    """Print one result: ``data`` as one JSON object with ``exit``, or ``text``; a stopping
+    signal from here on ends the process with ``code`` (``stopping.decided``)."""
+    stopping.decided(code)
     if as_json:
         write(json.dumps({"exit": code, **data}) + "\n")
     elif text:

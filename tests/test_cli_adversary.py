@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import NEWEST, PYTHON, cli, cli_env
+from support.cli import NEWEST, PYTHON, cli, cli_env, faults
 from support.fake_install import WHEELS, make
 
 from livekit_agents_patch.exits import Exit
@@ -153,3 +153,42 @@ def test_a_directory_at_the_download_cache_s_wheel_name_is_refused_not_a_crash(
         assert f"{planted} fails the checks" in message and "a directory" in message
         assert "cannot be removed" in message and "--from" in message
     assert (planted / "inside").is_dir() and not out.exists()
+
+
+# --- a signal that lands once the result is printed ------------------------------------------
+
+
+AFTER_THE_RESULT = "sys.stdout.write~\n#1:after=SIGTERM"
+"""SIGTERM right after the command wrote its result (one line ending in a newline) to stdout:
+``docker stop`` or a CI cancel racing the last line."""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (("status", "--json"), Exit.PRISTINE),
+        (("apply", "--json"), Exit.OK),
+        (("bogus", "--json"), Exit.USAGE),
+        (("--version", "--json"), Exit.OK),
+    ],
+)
+def test_a_signal_after_the_result_is_printed_keeps_one_object_and_its_exit(
+    site: Path, argv: tuple[str, ...], code: int
+) -> None:
+    """Before: the handler raised ``Stopped`` after the result was written, and the CLI printed
+    a second JSON object, "stopped by SIGTERM before it finished", and exited 143: two objects,
+    the first one's "exit" not the process's (in text: "applied" then "stopped before it
+    finished")."""
+    done = cli(*argv, root=site, env=faults(AFTER_THE_RESULT))
+    objects = done.stdout.splitlines()
+    assert len(objects) == 1, done.stdout
+    assert json.loads(objects[0])["exit"] == done.returncode == code
+    assert "stopped" not in done.stderr
+
+
+def test_a_signal_after_a_text_result_adds_no_stopped_line(site: Path) -> None:
+    assert cli("apply", root=site).returncode == Exit.OK
+    done = cli("revert", root=site, env=faults(AFTER_THE_RESULT))
+    assert done.returncode == Exit.OK, done.stderr
+    assert done.stdout.startswith("reverted: ") and done.stderr == ""
+    assert json.loads(cli("status", "--json", root=site).stdout)["state"] == "pristine"
