@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import NEWEST, PYTHON, cli, cli_env, faults
-from support.fake_install import WHEELS, make
+from support.cli import NEWEST, PYTHON, Install, cli, cli_env, faults
+from support.fake_install import EVENTS, SPEECH, WHEELS, make
 
 from livekit_agents_patch.exits import Exit
 from livekit_agents_patch.install import matrix
@@ -192,3 +192,23 @@ def test_a_signal_after_a_text_result_adds_no_stopped_line(site: Path) -> None:
     assert done.returncode == Exit.OK, done.stderr
     assert done.stdout.startswith("reverted: ") and done.stderr == ""
     assert json.loads(cli("status", "--json", root=site).stdout)["state"] == "pristine"
+
+
+# --- what sits in __pycache__ -----------------------------------------------------------------
+
+
+def test_a_directory_at_a_bytecode_name_is_no_bytecode_and_does_not_fail_the_write(
+    site: Path,
+) -> None:
+    """Before: ``check`` said "would apply", then ``apply`` wrote both files, failed to unlink
+    the directory (``IsADirectoryError``), rolled back and exited 7 naming "an I/O error" and
+    `dmesg`. Python never loads a directory as bytecode (it compiles the source), so there is
+    nothing stale to remove: the directory is left alone and the write goes through."""
+    voice = site / SPEECH.rsplit("/", 1)[0]
+    planted = voice / "__pycache__" / "speech_handle.cpython-311.pyc"
+    (planted / "inside").mkdir(parents=True)
+    done = cli("apply", root=site)
+    assert done.returncode == Exit.OK, done.stderr
+    assert Install(site, NEWEST).state() == {SPEECH: "patched", EVENTS: "patched"}
+    assert (planted / "inside").is_dir()
+    assert cli("revert", root=site).returncode == Exit.OK
