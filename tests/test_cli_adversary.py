@@ -4,12 +4,13 @@ merged main before its fix (the commit that added it says how it was found)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from support.cli import NEWEST, PYTHON, Install, cli, cli_env, faults
-from support.fake_install import EVENTS, SPEECH, WHEELS, make
+from support.fake_install import EVENTS, REPO, SPEECH, WHEELS, make, snapshot
 
 from livekit_agents_patch.exits import Exit
 from livekit_agents_patch.install import matrix
@@ -212,3 +213,28 @@ def test_a_directory_at_a_bytecode_name_is_no_bytecode_and_does_not_fail_the_wri
     assert Install(site, NEWEST).state() == {SPEECH: "patched", EVENTS: "patched"}
     assert (planted / "inside").is_dir()
     assert cli("revert", root=site).returncode == Exit.OK
+
+
+# --- the tool's own patch index, damaged -------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["{", "[]", "{}", '{"releases": {"1.8.9": {}}}', "\x00\xff"])
+def test_a_damaged_patch_index_is_exit_2_naming_it_not_an_internal_error(
+    site: Path, tmp_path: Path, damage: str
+) -> None:
+    """Before: exit 10 with a traceback (JSONDecodeError, KeyError, TypeError, IndexError),
+    "report this", and for apply "A failed write was rolled back" when nothing was written;
+    an unreadable patch was already exit 2 "reinstall this tool"."""
+    tool = tmp_path / "tool"
+    shutil.copytree(REPO / "livekit_agents_patch", tool / "livekit_agents_patch")
+    shutil.copytree(REPO / "patches", tool / "patches")
+    index = tool / "patches" / "index.json"
+    index.write_bytes(damage.encode("latin-1"))
+    before = snapshot(site)
+    for argv in (("status",), ("apply", "--json"), ("wheel", "--release", NEWEST, "--json")):
+        done = cli(*argv, env={"PYTHONPATH": f"{tool}:{site}"})
+        assert done.returncode == Exit.USAGE, done.stdout + done.stderr
+        message = json.loads(done.stdout)["error"] if "--json" in argv else done.stderr
+        assert f"cannot read the patch index {index}" in message, message
+        assert "reinstall livekit-agents-patch" in message and "Traceback" not in done.stderr
+    assert snapshot(site) == before
