@@ -4,6 +4,7 @@ merged main before its fix (the commit that added it says how it was found)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -238,3 +239,27 @@ def test_a_damaged_patch_index_is_exit_2_naming_it_not_an_internal_error(
         assert f"cannot read the patch index {index}" in message, message
         assert "reinstall livekit-agents-patch" in message and "Traceback" not in done.stderr
     assert snapshot(site) == before
+
+
+# --- a FIFO among the files the probe reads ---------------------------------------------------
+
+
+def test_a_fifo_at_version_py_does_not_hang_the_probe(site: Path) -> None:
+    """Before: the probe opened ``livekit/agents/version.py`` to read it, which blocks on a FIFO
+    until a writer comes: ``status`` hung for the probe's 120 s, then blamed the interpreter
+    ("expected a Python interpreter at ..."), exit 2, quoting the probe's whole source. A
+    version.py that is no regular file is not read: the metadata's version is used."""
+    version_py = site / "livekit" / "agents" / "version.py"
+    version_py.unlink()
+    os.mkfifo(version_py)
+    done = subprocess.run(
+        [PYTHON, "-m", "livekit_agents_patch", "status", "--json"],
+        env=cli_env(site),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
+    data = json.loads(done.stdout)
+    assert data["exit"] == done.returncode == Exit.PRISTINE, data
+    assert data["version"] == NEWEST and data["files_version"] is None
