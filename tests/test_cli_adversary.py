@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import NEWEST, PYTHON, Install, cli, cli_env, faults
+from support.cli import NEWEST, PYTHON, Install, cli, cli_env, faults, read_until
 from support.fake_install import EVENTS, REPO, SPEECH, WHEELS, make, snapshot
 
 from livekit_agents_patch.exits import Exit
@@ -263,3 +263,47 @@ def test_a_fifo_at_version_py_does_not_hang_the_probe(site: Path) -> None:
     data = json.loads(done.stdout)
     assert data["exit"] == done.returncode == Exit.PRISTINE, data
     assert data["version"] == NEWEST and data["files_version"] is None
+
+
+# --- wheel: the temporary file swapped before it is hashed -------------------------------------
+
+
+def test_a_wheel_swapped_in_the_output_directory_is_never_published_with_its_hash(
+    tmp_path: Path,
+) -> None:
+    """Before: the wheel's sha256 was read back by the temporary file's name after it was
+    closed, so whoever can write the output directory (a shared artifacts directory) could
+    rename a file of their own over it: ``wheel`` renamed that file into place and printed its
+    hash in the ``--require-hashes`` line, exit 0. Now the hash is read through the tool's own
+    descriptor and the published name must be that very file; otherwise exit 7 and it is not
+    left at the wheel's name."""
+    out = tmp_path / "out"
+    out.mkdir()
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    upstream = str(matrix.wheel(NEWEST, WHEELS))
+    run = subprocess.Popen(
+        [PYTHON, "-m", "livekit_agents_patch", "wheel", "--release", NEWEST, "--from", upstream]
+        + ["--output", str(out), "--json"],
+        env=cli_env(None, faults(f"os.fsync#1:after=hold:{fifo}")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd="/",
+    )
+    try:
+        read_until(run, "fault: holding at os.fsync#1", bytearray())
+        (tmp,) = list(out.iterdir())
+        forged = tmp_path / "forged.whl"
+        forged.write_bytes(b"not the wheel the tool wrote")
+        os.rename(forged, tmp)
+        with open(fifo, "w"):
+            pass
+        stdout, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    data = json.loads(stdout)
+    assert data["exit"] == run.returncode == Exit.IO_ERROR, data
+    assert "replaced" in str(data["error"])
+    published = out / f"livekit_agents-{NEWEST}+fix5359.r2-py3-none-any.whl"
+    assert not published.exists() and list(out.iterdir()) == []

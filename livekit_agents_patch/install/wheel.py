@@ -359,7 +359,8 @@ def _write(
             output.mkdir(parents=True, exist_ok=True)
             _remove_leftovers(output)
             tmp = output / _temp_name(name)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            # O_RDWR: the hash is read back through this descriptor, never by the name
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o600)
         except OSError as e:
             tmp = None
@@ -369,15 +370,16 @@ def _write(
                 "directory with --output.",
             ) from e
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "w+b") as f:
                 with zipfile.ZipFile(f, "w") as out:
                     for member in members:
                         _copy(out, member, upstream)
                 f.flush()
                 os.fchmod(f.fileno(), 0o644)
                 os.fsync(f.fileno())
-            digest = _file_sha256(tmp)
-            os.replace(tmp, path)
+                digest = _file_sha256(f)
+                os.replace(tmp, path)
+                _check_published(f.fileno(), path)
             done = True
         except OSError as e:
             raise PatchingError(
@@ -407,9 +409,31 @@ def _copy(out: zipfile.ZipFile, member: Member, upstream: wheel_source.Source) -
             dest.write(chunk)
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(f: io.BufferedRandom) -> str:
+    """The sha256 of what this run wrote, read through its own descriptor: whoever can write
+    the output directory may rename another file over the temporary name meanwhile."""
+    f.seek(0)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(wheel_source.CHUNK):
-            digest.update(chunk)
+    while chunk := f.read(wheel_source.CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def _check_published(fd: int, path: Path) -> None:
+    """The file now at ``path`` must be the one this run wrote (``fd``); another one, renamed
+    over the temporary name, is removed from ``path`` and refused: its hash is not the one
+    printed, and it is no wheel of this tool's."""
+    ours = os.fstat(fd)
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        there = None
+    if there is None or (there.st_dev, there.st_ino) != (ours.st_dev, ours.st_ino):
+        if there is not None:
+            _unlink_quietly(path)
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"{path.parent}: the wheel's temporary file was replaced by another process while "
+            "it was written; nothing was published (the file found at its name was removed). "
+            "Next: write the wheel to a directory only you can write, with --output.",
+        )
