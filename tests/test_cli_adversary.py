@@ -307,3 +307,30 @@ def test_a_wheel_swapped_in_the_output_directory_is_never_published_with_its_has
     assert "replaced" in str(data["error"])
     published = out / f"livekit_agents-{NEWEST}+fix5359.r2-py3-none-any.whl"
     assert not published.exists() and list(out.iterdir()) == []
+
+
+# --- a directory at one of the tool's own names -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", [".livekit-agents-patch.journal", ".events.py.livekit-agents-patch.tmp"]
+)
+def test_check_and_status_agree_with_apply_on_a_directory_at_the_tool_s_name(
+    site: Path, name: str
+) -> None:
+    """Before: ``check`` (the dry run of apply) said "would apply", exit 0, and ``status`` said
+    "the next apply or revert removes it", while ``apply`` refused with exit 7: ``unlink``
+    cannot remove a directory (and the tool never removes one recursively)."""
+    planted = site / SPEECH.rsplit("/", 1)[0] / name
+    planted.mkdir()
+    applied = cli("apply", root=site)
+    assert applied.returncode == Exit.IO_ERROR
+    assert f"could not remove the leftover {planted}" in applied.stderr
+    checked = cli("check", root=site)
+    assert checked.returncode == Exit.IO_ERROR, checked.stdout
+    assert checked.stderr == applied.stderr
+    note = json.loads(cli("status", "--json", root=site).stdout)["notes"]
+    assert [
+        n for n in note if str(planted) in n and "refuses while it is there" in n and "rmdir" in n
+    ]
+    assert planted.is_dir() and Install(site, NEWEST).state()[SPEECH] == "pristine"
