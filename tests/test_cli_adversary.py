@@ -334,3 +334,33 @@ def test_check_and_status_agree_with_apply_on_a_directory_at_the_tool_s_name(
         n for n in note if str(planted) in n and "refuses while it is there" in n and "rmdir" in n
     ]
     assert planted.is_dir() and Install(site, NEWEST).state()[SPEECH] == "pristine"
+
+
+# --- XDG_CACHE_HOME that is not absolute --------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["relative/cache", ""])
+def test_a_relative_or_empty_xdg_cache_home_is_ignored(tmp_path: Path, value: str) -> None:
+    """Before: ``XDG_CACHE_HOME=relative/cache`` put the download cache under the working
+    directory (a project checkout gained ``relative/cache/livekit-agents-patch/``); the XDG
+    spec says a relative path is invalid and must be ignored, as an empty one was."""
+    home = tmp_path / "home"
+    cached = home / ".cache" / "livekit-agents-patch" / "wheels"
+    cached.mkdir(parents=True)
+    shutil.copy(matrix.wheel(NEWEST, WHEELS), cached)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [PYTHON, "-m", "livekit_agents_patch", "wheel", "--release", NEWEST, "--output", str(out)]
+        + ["--json"],
+        env=cli_env(None, {"HOME": str(home), "XDG_CACHE_HOME": value}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=work,
+    )
+    data = json.loads(done.stdout)
+    assert data["exit"] == done.returncode == Exit.OK, data
+    assert data["source"] == str(cached / f"livekit_agents-{NEWEST}-py3-none-any.whl")
+    assert list(work.iterdir()) == []

@@ -40,8 +40,12 @@ PACKAGE = "livekit_agents"
 
 
 def cache_dir() -> Path:
-    """Where upstream's wheels are kept: ``$XDG_CACHE_HOME`` or ``~/.cache``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    """Where upstream's wheels are kept: ``$XDG_CACHE_HOME`` or ``~/.cache``. A relative (or
+    empty) ``XDG_CACHE_HOME`` is ignored, as the XDG spec says: it would put the cache under
+    whatever the working directory is."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = str(Path.home() / ".cache")
     return Path(base) / "livekit-agents-patch" / "wheels"
 
 
