@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", help="print the patch for the installed version (for git apply)", parents=[common]
     )
-    show.add_argument("--release", help="print the patch for this livekit-agents release instead")
+    show.add_argument(
+        "--release",
+        type=usage.release,
+        help="print the patch for this livekit-agents release instead",
+    )
     json_only = _Parser(add_help=False)
     json_only.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
@@ -155,11 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[json_only],
     )
     build.add_argument(
-        "--release", required=True, metavar="X", help="the livekit-agents release, e.g. 1.8.9"
+        "--release",
+        type=usage.release,
+        required=True,
+        metavar="X",
+        help="the livekit-agents release, e.g. 1.8.9",
     )
     build.add_argument(
         "--output",
-        type=Path,
+        type=usage.directory,
         default=Path("."),
         metavar="DIR",
         help="directory to write it to (default: .)",
@@ -167,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--from",
         dest="source",
-        type=Path,
+        type=usage.wheel_file,
         metavar="FILE.whl",
         help="upstream's wheel of the release, instead of downloading it (air-gapped builds)",
     )
@@ -422,6 +430,7 @@ def _stopped(e: stopping.Stopped) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    usage.standard_streams()
     _Parser.json_wanted = usage.wants_json(argv)
     args: argparse.Namespace | None = None
     try:
@@ -483,6 +492,7 @@ def _main(args: argparse.Namespace) -> int:
             data = {"command": "show", "version": version, "patch_file": release.patch}
             if as_json:
                 return _emit(True, Exit.OK, {**data, "patch": patch}, "")
+            stopping.decided(Exit.OK)
             usage.write(patch)
             return 0
         assert target is not None

@@ -47,6 +47,22 @@ def raise_on_signals() -> None:
             signal.signal(signum, _raise)
 
 
+def decided(code: int) -> None:
+    """The command's result is decided and is being printed: from now on SIGINT, SIGTERM and
+    SIGHUP end the process with that result's ``code`` (``SystemExit``), never with a second
+    result ("stopped before it finished") after the first, whose exit would then be untrue.
+
+    Only the handlers ``raise_on_signals`` set are changed: an ignored signal stays ignored.
+    """
+
+    def _exit(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(code)
+
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is _raise:
+            signal.signal(signum, _exit)
+
+
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP for the block; one that arrived is raised right after.

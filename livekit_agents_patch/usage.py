@@ -8,7 +8,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
+
+from . import stopping
 
 USAGE_EXIT = 2
 
@@ -23,16 +26,65 @@ def wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def interpreter(value: str) -> str:
-    """``--python``'s value: an empty one is a mistake (an unset or mistyped variable), never
-    "this interpreter", which would patch or check the wrong environment."""
+def _given(value: str, expected: str, example: str, otherwise: str) -> str:
+    """``value`` unless it is empty or blank: a mistake (an unset or mistyped variable), never
+    the option's default, which would act on something else than was meant."""
     if not value.strip():
         raise argparse.ArgumentTypeError(
-            f"expected the target's interpreter, found an empty value ({value!r}): likely an "
-            'unset or mistyped variable, e.g. --python "$APP_PY". Next: pass the path of the '
-            "environment's python, or leave --python out to mean this interpreter"
+            f"expected {expected}, found an empty value ({value!r}): likely an unset or "
+            f"mistyped variable, e.g. {example}. Next: {otherwise}"
         )
     return value
+
+
+def interpreter(value: str) -> str:
+    """``--python``'s value: never "this interpreter", which would patch or check the wrong
+    environment."""
+    return _given(
+        value,
+        "the target's interpreter",
+        '--python "$APP_PY"',
+        "pass the path of the environment's python, or leave --python out to mean this interpreter",
+    )
+
+
+def release(value: str) -> str:
+    """``--release``'s value: never "the installed release" (``show``)."""
+    return _given(
+        value,
+        "a livekit-agents release such as 1.8.9",
+        '--release "$LK_VERSION"',
+        "pass the release (`pip show livekit-agents` names the installed one)",
+    )
+
+
+def directory(value: str) -> Path:
+    """``wheel --output``: never the working directory, nor a new directory named " "."""
+    return Path(
+        _given(
+            value,
+            "the directory to write the wheel to",
+            '--output "$DIST"',
+            "pass a directory, or leave --output out to mean the working directory",
+        )
+    )
+
+
+def wheel_file(value: str) -> Path:
+    """``wheel --from``: never ``.``, which ``Path("")`` is."""
+    return Path(
+        _given(
+            value,
+            "upstream's wheel file (a .whl)",
+            '--from "$WHEEL"',
+            "pass the .whl file, or leave --from out to download it",
+        )
+    )
+
+
+MAX_SECONDS = 1_000_000.0
+"""The longest ``--timeout`` (11.5 days): the operating system bounds a wait only up to
+INT_MAX milliseconds (24.8 days); past that, waiting raises ``OverflowError``."""
 
 
 def seconds(value: str) -> float:
@@ -40,18 +92,43 @@ def seconds(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {value!r}")
+    if not 0 < number <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds > 0 and at most {MAX_SECONDS:g}, found {value!r}"
+        )
     return number
 
 
 def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:
-    """Print one result: ``data`` as one JSON object with ``exit``, or ``text``."""
+    """Print one result: ``data`` as one JSON object with ``exit``, or ``text``; a stopping
+    signal from here on ends the process with ``code`` (``stopping.decided``)."""
+    stopping.decided(code)
     if as_json:
         write(json.dumps({"exit": code, **data}) + "\n")
     elif text:
         write(text + "\n", sys.stderr if error else sys.stdout)
     return code
+
+
+def standard_streams() -> None:
+    """Open ``/dev/null`` on each standard descriptor the caller closed (``>&-``, ``2>&-``).
+
+    Python starts with ``sys.stdout = None`` when descriptor 1 is closed, so the first print
+    would raise and ``print(file=sys.stderr)`` would write to stdout; and the next file the tool
+    opened would get the free number 1 or 2, where a stray write would land in it. With
+    ``/dev/null`` there, output is discarded as asked and the exit code stands."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            mode = "r" if fd == 0 else "w"
+            stream = open(fd, mode, closefd=False, errors="backslashreplace")  # noqa: SIM115
+            setattr(sys, name, stream)  # for the whole run: never closed
 
 
 def write(text: str, stream: Any = None) -> None:

@@ -30,7 +30,7 @@ import sys
 answer_fd = int(sys.argv.pop(2))
 if sys.path and sys.path[0] == "":  # -c puts the working directory first: not the environment
     del sys.path[0]
-import base64, importlib.util, json, os, re
+import base64, importlib.util, json, os, re, stat
 out = {"nonce": sys.argv[1], "python_version": list(sys.version_info[:3]),
        "python": sys.executable, "version": None, "dist_root": None, "record": {},
        "package_dir": None, "files_version": None}
@@ -53,10 +53,16 @@ for location in (spec.submodule_search_locations or []) if spec else []:
     if os.path.isdir(os.path.join(location, "voice")):
         out["package_dir"] = os.path.abspath(location)
         break
-if out["package_dir"]:
+if out["package_dir"]:  # O_NONBLOCK and a regular file only: a FIFO there must not block
     try:
-        with open(os.path.join(out["package_dir"], "version.py"), encoding="utf-8") as f:
-            found = re.search(r"^__version__\s*=\s*[\"']([^\"']+)[\"']", f.read(), re.M)
+        fd = os.open(os.path.join(out["package_dir"], "version.py"),
+                     os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            text = os.read(fd, 1 << 16) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        finally:
+            os.close(fd)
+        found = re.search(r"^__version__\s*=\s*[\"']([^\"']+)[\"']",
+                          text.decode("utf-8", "replace"), re.M)
         out["files_version"] = found.group(1) if found else None
     except OSError:
         pass

@@ -14,6 +14,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..exits import Exit
+from .target import PatchingError
+
 TARGETS = ("livekit/agents/voice/speech_handle.py", "livekit/agents/voice/events.py")
 """The files the patch changes, relative to site-packages."""
 
@@ -136,4 +139,17 @@ def split_local(version: str) -> tuple[str, int | None]:
 
 @cache
 def load() -> Index:
-    return Index(json.loads((patches_dir() / "index.json").read_text(encoding="utf-8")))
+    """The index shipped with the tool. A damaged one (a broken install of this tool) is exit 2
+    naming it, as an unreadable patch is: never an internal error, never half-read."""
+    path = patches_dir() / "index.json"
+    try:
+        index = Index(json.loads(path.read_text(encoding="utf-8")))
+        if not index.supported():
+            raise ValueError("it lists no supported release")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PatchingError(
+            Exit.USAGE,
+            f"cannot read the patch index {path}: {type(e).__name__}: {e}. Next: reinstall "
+            "livekit-agents-patch.",
+        ) from e
+    return index

@@ -14,6 +14,7 @@ target).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -118,8 +119,24 @@ def leftovers(names: list[Path], journal: Path) -> list[tuple[Path, str]]:
     return found
 
 
+def unremovable(found: list[tuple[Path, str]]) -> list[str]:
+    """The notes ``remove`` would give for ``found`` without removing anything: a directory
+    cannot be unlinked (and the tool never removes one recursively). For ``check``."""
+    return [
+        f"could not remove the leftover {path}: {os.strerror(errno.EISDIR)}"
+        for path, what in found
+        if what == "a directory"
+    ]
+
+
 def note(path: Path, what: str) -> str:
     """``status``'s note on a leftover, by what it is."""
+    if what == "a directory":
+        return (
+            f"{path} is a directory, at a name only this tool writes; an apply or revert that "
+            "must write refuses while it is there (the tool never removes a directory). Next: "
+            f"`rmdir {path}` once you have checked what it holds"
+        )
     if what == "a regular file":
         size = os.lstat(path).st_size
         return (

@@ -233,11 +233,7 @@ def _run(
         # first: a link planted at a temporary name is unlinked before anything is written
         stuck = writer.clean_leftovers(target)
         if stuck:
-            raise PatchingError(
-                Exit.IO_ERROR,
-                f"expected to remove what sits at this tool's own names first, but {stuck[0]}; "
-                "nothing was changed. Next: remove it, then run the same command again.",
-            )
+            raise _stuck(stuck)
         recovered = writer.recover(target)
         if new is not None:
             # the one mixed state a hard kill can leave must still run: the patched events.py
@@ -248,6 +244,14 @@ def _run(
                 target, "revert" if reverse else "apply", {rel: new[rel] for rel in order}
             )
         return result + (" (after rolling back an interrupted run)" if recovered else "")
+
+
+def _stuck(notes: list[str]) -> PatchingError:
+    return PatchingError(
+        Exit.IO_ERROR,
+        f"expected to remove what sits at this tool's own names first, but {notes[0]}; "
+        "nothing was changed. Next: remove it, then run the same command again.",
+    )
 
 
 def apply(
@@ -277,6 +281,9 @@ def _check(target: Target, *, allow_unlisted: bool) -> str:
     result, new = plan(target, contents, reverse=False, allow_unlisted=allow_unlisted)
     if new is not None or original is not None:
         writable.check_writable(target)
+        stuck = writer.unremovable_leftovers(target)
+        if stuck:
+            raise _stuck(stuck)
     if new is not None:
         release = release_for(target, contents=contents, allow_unlisted=allow_unlisted)
         if result.startswith("upgraded"):

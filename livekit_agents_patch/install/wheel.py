@@ -23,6 +23,7 @@ import io
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import zipfile
 from dataclasses import dataclass
@@ -39,8 +40,12 @@ PACKAGE = "livekit_agents"
 
 
 def cache_dir() -> Path:
-    """Where upstream's wheels are kept: ``$XDG_CACHE_HOME`` or ``~/.cache``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    """Where upstream's wheels are kept: ``$XDG_CACHE_HOME`` or ``~/.cache``. A relative (or
+    empty) ``XDG_CACHE_HOME`` is ignored, as the XDG spec says: it would put the cache under
+    whatever the working directory is."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = str(Path.home() / ".cache")
     return Path(base) / "livekit-agents-patch" / "wheels"
 
 
@@ -111,13 +116,13 @@ def _source(release: str, given: Path | None, pin: str | None) -> wheel_source.S
     path = fetch(release)
     try:
         return wheel_source.open_checked(path, release, pin)
-    except wheel_source.SourceError:
-        _unlink_quietly(path)
+    except wheel_source.SourceError as e:
+        _drop_cached(path, e)
     path = fetch(release)
     try:
         return wheel_source.open_checked(path, release, pin)
     except wheel_source.SourceError as e:
-        _unlink_quietly(path)
+        _drop_cached(path, e)
         raise PatchingError(
             Exit.FOREIGN_EDIT if e.code is Exit.FOREIGN_EDIT else Exit.USAGE,
             f"the download cache's wheel {path} fails the checks, also downloaded again: "
@@ -125,6 +130,23 @@ def _source(release: str, given: Path | None, pin: str | None) -> wheel_source.S
             f"(`pip config list`), or download {wheel_name(release)} from PyPI elsewhere and "
             "pass it with --from FILE.",
         ) from e
+
+
+def _drop_cached(path: Path, e: wheel_source.SourceError) -> None:
+    """Remove a cached wheel that failed the checks, so that it is downloaded again; what
+    cannot be unlinked (a directory there) is refused, naming it: never removed recursively."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise PatchingError(
+            Exit.USAGE,
+            f"the download cache's wheel {path} fails the checks ({e.cause}), and cannot be "
+            f"removed to download it again: {error.strerror or error}. Next: remove it "
+            f"(`rm -r {shlex.quote(str(path))}`) and run the same command again, or pass "
+            "upstream's wheel with --from FILE.",
+        ) from error
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -341,7 +363,8 @@ def _write(
             output.mkdir(parents=True, exist_ok=True)
             _remove_leftovers(output)
             tmp = output / _temp_name(name)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            # O_RDWR: the hash is read back through this descriptor, never by the name
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o600)
         except OSError as e:
             tmp = None
@@ -351,15 +374,16 @@ def _write(
                 "directory with --output.",
             ) from e
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "w+b") as f:
                 with zipfile.ZipFile(f, "w") as out:
                     for member in members:
                         _copy(out, member, upstream)
                 f.flush()
                 os.fchmod(f.fileno(), 0o644)
                 os.fsync(f.fileno())
-            digest = _file_sha256(tmp)
-            os.replace(tmp, path)
+                digest = _file_sha256(f)
+                os.replace(tmp, path)
+                _check_published(f.fileno(), path)
             done = True
         except OSError as e:
             raise PatchingError(
@@ -389,9 +413,31 @@ def _copy(out: zipfile.ZipFile, member: Member, upstream: wheel_source.Source) -
             dest.write(chunk)
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(f: io.BufferedRandom) -> str:
+    """The sha256 of what this run wrote, read through its own descriptor: whoever can write
+    the output directory may rename another file over the temporary name meanwhile."""
+    f.seek(0)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(wheel_source.CHUNK):
-            digest.update(chunk)
+    while chunk := f.read(wheel_source.CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def _check_published(fd: int, path: Path) -> None:
+    """The file now at ``path`` must be the one this run wrote (``fd``); another one, renamed
+    over the temporary name, is removed from ``path`` and refused: its hash is not the one
+    printed, and it is no wheel of this tool's."""
+    ours = os.fstat(fd)
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        there = None
+    if there is None or (there.st_dev, there.st_ino) != (ours.st_dev, ours.st_ino):
+        if there is not None:
+            _unlink_quietly(path)
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"{path.parent}: the wheel's temporary file was replaced by another process while "
+            "it was written; nothing was published (the file found at its name was removed). "
+            "Next: write the wheel to a directory only you can write, with --output.",
+        )

@@ -96,7 +96,9 @@ def _caches(target: Target, relative: str) -> list[Path]:
 
 
 def cached_bytecode(target: Target, relative: str) -> list[Path]:
-    """The target's cached .pyc files (``stem.*.pyc``), found without following a link."""
+    """The target's cached .pyc files (``stem.*.pyc``), found without following a link. A
+    directory at such a name is no bytecode (Python cannot load it and compiles the source)
+    and cannot be unlinked: it is left alone."""
     found = []
     stem = target.path(relative).stem, real_path(target, relative).stem
     for cache in _caches(target, relative):
@@ -106,8 +108,16 @@ def cached_bytecode(target: Target, relative: str) -> list[Path]:
             cache / name
             for name in sorted(os.listdir(cache))
             if any(fnmatch.fnmatchcase(name, f"{s}.*.pyc") for s in stem)
+            and not _is_directory(cache / name)
         ]
     return found
+
+
+def _is_directory(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _unwritable_cache(target: Target) -> str | None:

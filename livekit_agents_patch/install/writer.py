@@ -309,6 +309,11 @@ def _real_path_or_none(target: Target, relative: str) -> Path | None:
         return None
 
 
+def unremovable_leftovers(target: Target) -> list[str]:
+    """What ``clean_leftovers`` could not remove (``check``'s dry run of it)."""
+    return ownfiles.unremovable(leftovers(target))
+
+
 def clean_leftovers(target: Target) -> list[str]:
     """Unlink every leftover (a link itself, never what it points to); return a note for each
     that could not be removed."""

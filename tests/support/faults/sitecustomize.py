@@ -5,7 +5,9 @@ Put this directory on ``PYTHONPATH`` (``support.cli.faults`` does) and name the 
 
     FUNC[~SUFFIX]#N:WHEN=ACTION
 
-- ``FUNC``: a module-level function, ``os.replace``, ``os.fsync``, ``os.open``, ``fcntl.flock``...
+- ``FUNC``: a module-level function, ``os.replace``, ``os.fsync``, ``os.open``, ``fcntl.flock``...,
+  or a method of a standard stream, ``sys.stdout.write``, ``sys.stdout.flush`` (the stream is
+  replaced by a proxy: a fault right after the command's output is printed).
 - ``~SUFFIX``: count only the calls with a path argument ending in ``SUFFIX`` (``~events.py``).
 - ``#N``: the N-th counted call (1-based).
 - ``WHEN``: ``before`` or ``after`` the real call.
@@ -87,9 +89,30 @@ class _Rule:
         os.kill(os.getpid(), getattr(signal, self.action))
 
 
+class _Stream:
+    """A standard stream whose methods can be wrapped (``TextIOWrapper``'s cannot)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _owner(module_name: str) -> Any:
+    if module_name in ("sys.stdout", "sys.stderr"):
+        stream_name = module_name.split(".")[1]
+        stream = getattr(sys, stream_name)
+        if not isinstance(stream, _Stream):
+            stream = _Stream(stream)
+            setattr(sys, stream_name, stream)
+        return stream
+    return importlib.import_module(module_name)
+
+
 def _wrap(name: str, rules: list[_Rule], trace: str | None) -> None:
     module_name, _, attr = name.rpartition(".")
-    module = importlib.import_module(module_name)
+    module = _owner(module_name)
     real: Callable[..., Any] = getattr(module, attr)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
