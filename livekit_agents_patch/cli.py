@@ -16,183 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, stopping, usage
+from .arguments import PROG, build_parser
 from .exits import Exit
-from .install import environment, lock, patching, status, unlisted, verify_target, wheel
+from .install import environment, patching, status, unlisted, verify_target, wheel
 from .install.index import TARGETS, load
 from .install.target import PatchingError, Target
 from .scan import files as scanning
 from .scan import report as scan_report
-from .scan import source as scan_source
-
-PROG = "livekit-agents-patch"
-
-EXIT_HELP = """exit codes:
-  0  ok: done, already done, or (status) patched; (verify) every property holds
-  1  verify: a property does not hold (the counterexample is printed);
-     scan: a warning (the fix swallowed) or an error (a file not read or parsed)
-  2  usage: bad arguments (an empty --python too), an interpreter that cannot be run;
-     (wheel) upstream's wheel cannot be downloaded, is not a regular file or a zip, or is
-     not the release asked for
-  3  livekit-agents is not installed (or not importable, for verify)
-  4  this livekit-agents release is not supported
-  5  foreign edit: a file is neither pristine nor patched, or missing; (wheel) upstream's
-     wheel is not as published (not the pinned sha256, unsafe names, an untrue RECORD, a
-     damaged entry); (revert) installed from a patched wheel
-  6  status: pristine, the fix is not applied
-  7  cannot write (read-only, another owner, symlink out of the package, a full disk), or
-     another run holds the lock past --lock-timeout; nothing changed
-  8  status: a run was killed mid-write; the next apply or revert rolls it back
-  9  the checks could not run on this target (harness error, hypothesis or looptime
-     missing there, unsupported Python, verify --timeout passed; for --allow-unlisted, on
-     the patched copy); never a verdict on the fix
- 10  internal error: a bug in this tool (the traceback is printed); report it
-129  stopped by SIGHUP; 130: by SIGINT (Ctrl-C); 143: by SIGTERM (a write in progress is
-     rolled back first; the last line says what the files are now)"""
-
-
-_Parser = usage.Parser
-
-
-def _examples(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of scenarios >= 1, found {number}")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, found {value!r}")
-    return number
-
-
-def _add_lock_timeout(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=lock.TIMEOUT,
-        metavar="SECONDS",
-        help="wait at most this long for another run on the same install (default: "
-        f"{lock.TIMEOUT:g}; 0: do not wait); past it, exit 7 naming that run's pid",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--python",
-        type=usage.interpreter,
-        default=argparse.SUPPRESS,
-        help="the target environment's interpreter (default: this one)",
-    )
-    common.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
-    )
-    parser = _Parser(
-        prog=PROG,
-        description="Apply, check and verify the fix for livekit/agents#5359 in an installed\n"
-        "livekit-agents. Needs no git and no patch program.",
-        epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
-    )
-    parser.add_argument(
-        "--version", action=usage.Version, version=f"{PROG} {__version__}", help="print the version"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    commands.add_parser(
-        "status",
-        help="version, path, and each file: pristine, patched, foreign edit",
-        parents=[common],
-    )
-    unlisted_help = (
-        "also a release the patch index does not list, if every hunk applies exactly and the "
-        "contract holds on the patched files here (checked before writing)"
-    )
-    check = commands.add_parser(
-        "check", help="dry run of apply: would it apply, and why not", parents=[common]
-    )
-    check.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
-    _add_lock_timeout(check)
-    apply = commands.add_parser(
-        "apply", help="patch both files, all or nothing (idempotent)", parents=[common]
-    )
-    apply.add_argument(unlisted.FLAG, action="store_true", help=unlisted_help)
-    _add_lock_timeout(apply)
-    revert = commands.add_parser(
-        "revert", help="restore the pristine bytes (idempotent)", parents=[common]
-    )
-    _add_lock_timeout(revert)
-    verify = commands.add_parser(
-        "verify", help="the regression gate: property checks on a virtual clock", parents=[common]
-    )
-    verify.add_argument("--examples", type=_examples, default=500, help="scenarios to explore")
-    verify.add_argument(
-        "--timeout",
-        type=usage.seconds,
-        default=verify_target.DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"end the checks after this long, exit 9 (default: {verify_target.DEFAULT_TIMEOUT:g})",
-    )
-    show = commands.add_parser(
-        "show", help="print the patch for the installed version (for git apply)", parents=[common]
-    )
-    show.add_argument(
-        "--release",
-        type=usage.release,
-        help="print the patch for this livekit-agents release instead",
-    )
-    json_only = _Parser(add_help=False)
-    json_only.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
-    )
-    build = commands.add_parser(
-        "wheel",
-        help="build the patched wheel of a release (X+fix5359.rN) for lockfiles and images",
-        parents=[json_only],
-    )
-    build.add_argument(
-        "--release",
-        type=usage.release,
-        required=True,
-        metavar="X",
-        help="the livekit-agents release, e.g. 1.8.9",
-    )
-    build.add_argument(
-        "--output",
-        type=usage.directory,
-        default=Path("."),
-        metavar="DIR",
-        help="directory to write it to (default: .)",
-    )
-    build.add_argument(
-        "--from",
-        dest="source",
-        type=usage.wheel_file,
-        metavar="FILE.whl",
-        help="upstream's wheel of the release, instead of downloading it (air-gapped builds)",
-    )
-    build.add_argument(
-        unlisted.FLAG,
-        action="store_true",
-        help=f"{unlisted_help}; the contract runs with --python's environment, which needs "
-        "that release's dependencies",
-    )
-    build.add_argument(
-        "--python",
-        type=usage.interpreter,
-        default=argparse.SUPPRESS,
-        help="with --allow-unlisted: the interpreter that checks the contract (default: this one)",
-    )
-    _add_scan(commands)
-    return parser
 
 
 def _command(args: argparse.Namespace, command: str) -> str:
@@ -295,79 +125,6 @@ def _wheel(args: argparse.Namespace, as_json: bool) -> int:
 # --- scan ------------------------------------------------------------------------------------
 
 
-def _add_scan(commands: Any) -> None:
-    scan = commands.add_parser(
-        "scan",
-        help="static: which tools change behaviour with the fix, and where it is swallowed",
-        description="Find each `await ctx.wait_for_playout()` on a RunContext parameter, with "
-        "the scanned tree as one program: LKP001 warning, the fix is swallowed (broad except, "
-        "suppress, a decorator or a caller in another file); LKP002 info, behaviour change; "
-        "LKP003 info, a #5359 workaround now unnecessary; LKP004 warning, a RunContext that is "
-        "a method's first parameter; LKP005 info, a wait in a background task; LKP900 error, "
-        "a file or directory that cannot be read or parsed. Exit 0: no warning and no error "
-        "(among the selected findings); 1: either; 2: usage.",
-    )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
-    output = scan.add_mutually_exclusive_group()
-    output.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
-    )
-    output.add_argument(
-        "--format",
-        choices=("text", "github", "sarif"),
-        default="text",
-        help="text: `path:line:col: CODE message` (default); github: Actions annotations; "
-        "sarif: SARIF 2.1.0 for GitHub code scanning",
-    )
-    scan.add_argument(
-        "--select",
-        type=_selectors,
-        default=None,
-        metavar="CODES",
-        help="comma-separated codes or prefixes to report (as ruff: LKP001,LKP00; default ALL)",
-    )
-    scan.add_argument(
-        "--ignore",
-        type=_selectors,
-        default=None,
-        metavar="CODES",
-        help="comma-separated codes or prefixes not to report (the longer match wins)",
-    )
-    scan.add_argument(
-        "--min-severity",
-        choices=tuple(scan_report.RANKS),
-        default="info",
-        help="report only findings at least this severe (warning: no info annotations)",
-    )
-    scan.add_argument(
-        "--max-file-size",
-        type=_positive_int,
-        default=scan_source.MAX_BYTES,
-        metavar="BYTES",
-        help=f"larger files are an LKP900 error, not read (default {scan_source.MAX_BYTES})",
-    )
-
-
-def _selectors(text: str) -> list[str]:
-    codes = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [c for c in codes if not scan_report.valid_selector(c)]
-    if not codes or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected codes or prefixes such as LKP001 or LKP00, found {text!r}"
-        )
-    return [c.upper() for c in codes]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, found {text!r}")
-    return value
-
-
 def _scan(args: argparse.Namespace, as_json: bool) -> int:
     try:
         result = scanning.scan(args.paths, max_bytes=args.max_file_size)
@@ -431,7 +188,7 @@ def _stopped(e: stopping.Stopped) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     usage.standard_streams()
-    _Parser.json_wanted = usage.wants_json(argv)
+    usage.Parser.json_wanted = usage.wants_json(argv)
     args: argparse.Namespace | None = None
     try:
         stopping.raise_on_signals()
@@ -440,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except stopping.Stopped as e:
         message = _stopped(e)
         code = Exit(128 + e.signum)
-        return _emit(_Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
+        return _emit(usage.Parser.json_wanted, code, {"error": message}, f"error: {message}", True)
     except Exception as e:  # a bug of this tool: still one JSON object, still a documented exit
         trace = traceback.format_exc()
         command = getattr(args, "command", None)
@@ -453,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             "traceback."
         )
         data = {"error": message, "traceback": trace}
-        return _emit(_Parser.json_wanted, Exit.INTERNAL, data, f"{trace}error: {message}", True)
+        return _emit(
+            usage.Parser.json_wanted, Exit.INTERNAL, data, f"{trace}error: {message}", True
+        )
 
 
 WRITES_THE_INSTALL = ("apply", "revert")

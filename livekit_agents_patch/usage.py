@@ -1,5 +1,6 @@
-"""The command line's parser: under ``--json`` even help, the version and usage errors are one
-JSON object on stdout whose ``exit`` is the process's exit code."""
+"""The command line's parser and output: under ``--json`` even help, the version and usage
+errors are one JSON object on stdout whose ``exit`` is the process's exit code; every result is
+printed through ``finish``, which a closed or vanished stdout cannot turn into another exit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from . import stopping
@@ -24,79 +24,6 @@ def wants_json(argv: Sequence[str]) -> bool:
         if arg == "--json" or arg.startswith("--json="):
             return True
     return False
-
-
-def _given(value: str, expected: str, example: str, otherwise: str) -> str:
-    """``value`` unless it is empty or blank: a mistake (an unset or mistyped variable), never
-    the option's default, which would act on something else than was meant."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected {expected}, found an empty value ({value!r}): likely an unset or "
-            f"mistyped variable, e.g. {example}. Next: {otherwise}"
-        )
-    return value
-
-
-def interpreter(value: str) -> str:
-    """``--python``'s value: never "this interpreter", which would patch or check the wrong
-    environment."""
-    return _given(
-        value,
-        "the target's interpreter",
-        '--python "$APP_PY"',
-        "pass the path of the environment's python, or leave --python out to mean this interpreter",
-    )
-
-
-def release(value: str) -> str:
-    """``--release``'s value: never "the installed release" (``show``)."""
-    return _given(
-        value,
-        "a livekit-agents release such as 1.8.9",
-        '--release "$LK_VERSION"',
-        "pass the release (`pip show livekit-agents` names the installed one)",
-    )
-
-
-def directory(value: str) -> Path:
-    """``wheel --output``: never the working directory, nor a new directory named " "."""
-    return Path(
-        _given(
-            value,
-            "the directory to write the wheel to",
-            '--output "$DIST"',
-            "pass a directory, or leave --output out to mean the working directory",
-        )
-    )
-
-
-def wheel_file(value: str) -> Path:
-    """``wheel --from``: never ``.``, which ``Path("")`` is."""
-    return Path(
-        _given(
-            value,
-            "upstream's wheel file (a .whl)",
-            '--from "$WHEEL"',
-            "pass the .whl file, or leave --from out to download it",
-        )
-    )
-
-
-MAX_SECONDS = 1_000_000.0
-"""The longest ``--timeout`` (11.5 days): the operating system bounds a wait only up to
-INT_MAX milliseconds (24.8 days); past that, waiting raises ``OverflowError``."""
-
-
-def seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds: {value!r}") from None
-    if not 0 < number <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds > 0 and at most {MAX_SECONDS:g}, found {value!r}"
-        )
-    return number
 
 
 def finish(as_json: bool, code: int, data: dict[str, Any], text: str, error: bool = False) -> int:

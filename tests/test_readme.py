@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from livekit_agents_patch.cli import PROG, build_parser
+from livekit_agents_patch.arguments import PROG, build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)

@@ -47,6 +47,13 @@ def kind(path: Path) -> str | None:
             return f"a symbolic link to {os.readlink(path)}"
         except OSError:
             return "a symbolic link"
+    return mode_kind(st.st_mode)
+
+
+def mode_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words, for a message: "a FIFO", "a directory"..."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
     for test, name in (
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a FIFO"),
@@ -54,7 +61,7 @@ def kind(path: Path) -> str | None:
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
     ):
-        if test(st.st_mode):
+        if test(mode):
             return name
     return "a special file"
 

@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from ..exits import Exit
+from . import ownfiles
 from .target import PatchingError
 
 CHUNK = 1 << 20
@@ -127,7 +128,7 @@ def open_checked(path: Path, release: str, pin: str | None) -> Source:
         os.close(fd)
         raise SourceError(
             Exit.USAGE,
-            f"expected {path} to be a regular file (a .whl), found {_kind(mode)}",
+            f"expected {path} to be a regular file (a .whl), found {ownfiles.mode_kind(mode)}",
             f"pass upstream's wheel of livekit-agents {release} (a .whl file)",
         )
     os.set_blocking(fd, True)
@@ -163,19 +164,6 @@ def open_checked(path: Path, release: str, pin: str | None) -> Source:
     except BaseException:
         handle.close()
         raise
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def _sha256(handle: BinaryIO) -> str:
