@@ -330,6 +330,6 @@ def _seconds(value: str, zero: bool) -> float:
     if not (least and number <= MAX_SECONDS):
         raise argparse.ArgumentTypeError(
             f"expected a number of seconds {'>=' if zero else '>'} 0 and at most "
-            f"{MAX_SECONDS:g}, found {value!r}"
+            f"{MAX_SECONDS:,.0f}, found {value!r}"
         )
     return number

@@ -24,7 +24,9 @@ class Exit(enum.IntEnum):
     IO_ERROR = 7
     """Cannot write (read-only, another owner, symlink out of the package); nothing changed."""
     INTERRUPTED = 8
-    """``status``: a run was killed mid-write; the next apply or revert rolls it back."""
+    """``status``: a write was cut short (its journal is there); the next apply or revert rolls
+    it back. ``check``/``apply``/``revert``: that journal cannot be rolled back (unreadable,
+    another release's, or the files changed since)."""
     CANNOT_VERIFY = 9
     """The contract's checks could not run on this target (harness error, missing verify
     dependencies, unsupported Python, or, for ``--allow-unlisted``, the patched copy): never 0,

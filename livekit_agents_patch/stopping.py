@@ -32,7 +32,16 @@ class Stopped(BaseException):
         return signal.Signals(self.signum).name
 
 
+_holding: list[bool] = []
+"""Non-empty while a step that must not be torn runs (``deferred``): the handler then records."""
+_held: list[int] = []
+"""The signals that arrived meanwhile, raised once the last hold ends."""
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    if _holding:
+        _held.append(signum)
+        return
     raise Stopped(signum)
 
 
@@ -67,12 +76,25 @@ def decided(code: int) -> None:
 def deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP for the block; one that arrived is raised right after.
 
-    The signals are blocked in the kernel (``pthread_sigmask``), so one that arrives meanwhile
-    stays pending and is delivered when the block ends: ``Stopped`` is then raised at the
-    block's exit, never inside it. For steps that must not be torn: a rollback, a commit.
+    The handler records a signal instead of raising while a hold is on, and the first one
+    recorded is raised as ``Stopped`` when the outermost hold ends, never inside the block. For
+    steps that must not be torn: a rollback, a commit.
+
+    Why a flag and not the kernel's mask (``pthread_sigmask``): CPython runs a pending handler
+    right after that call has changed the mask, so ``Stopped`` could come out of the call
+    itself, with the mask left blocked and the block never run. The flag is set by one call
+    (``list.append``), inside which no handler runs; what remains is the few bytecodes before
+    it, where ``Stopped`` can still be raised as the hold begins: a caller whose block must run
+    (``install.writer``'s rollback) runs it again then.
     """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    _holding.append(True)
+    signum = None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _holding.pop()
+        if not _holding and _held:  # an exception from the block wins; the held ones go
+            signum = _held[0]
+            _held.clear()
+    if signum is not None:
+        raise Stopped(signum)

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import stopping
-
-USAGE_EXIT = 2
+from .exits import Exit
 
 
 def wants_json(argv: Sequence[str]) -> bool:
@@ -99,12 +98,12 @@ class Parser(argparse.ArgumentParser):
             self.print_usage(sys.stderr)
         finish(
             Parser.json_wanted,
-            USAGE_EXIT,
+            int(Exit.USAGE),
             {"error": message},
             f"{self.prog}: error: {message}",
             error=True,
         )
-        raise SystemExit(USAGE_EXIT)
+        raise SystemExit(int(Exit.USAGE))
 
 
 class _Help(argparse.Action):

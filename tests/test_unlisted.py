@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from support.cli import LK, NEWEST, cli, expected, json_of, real_venv_ready, sha
-from support.fake_install import EVENTS, SPEECH, WHEELS
+from support.fake_install import EVENTS, SPEECH, WHEELS, make
 from support.unlisted import CONTEXT_CHANGED, INTERRUPT_NEVER_SEEN, relabelled, relabelled_wheel
 
 from livekit_agents_patch.exits import Exit
@@ -155,3 +156,48 @@ def test_verify_names_a_foreign_edit_neither_stock_nor_patched(tmp_path: Path) -
     subject = f"FAIL: livekit-agents {NEWEST} (foreign edit: neither pristine nor patched) at "
     assert done.stdout.startswith(subject), done.stdout
     assert "(stock)" not in done.stdout and "(pristine)" not in done.stdout
+
+
+@pytest.mark.parametrize("stdout", ["", "not json\n", '{"exit": 1}\n'])
+def test_a_contract_run_that_gives_no_answer_is_exit_9_not_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stdout: str
+) -> None:
+    """The nested verify killed (no JSON), or its object without the report: before, a
+    ``ValueError``/``KeyError`` reached the CLI as exit 10 "internal error"."""
+    from livekit_agents_patch.install import bounded, unlisted
+    from livekit_agents_patch.install.target import PatchingError, Target
+
+    root = tmp_path / "site"
+    (root / "livekit" / "agents").mkdir(parents=True)
+    target = Target(version="9.9.9", root=root, record={})
+    died = subprocess.CompletedProcess(["verify"], -9, stdout=stdout, stderr="Killed\n")
+    monkeypatch.setattr(bounded, "run", lambda *a, **k: died)
+    with pytest.raises(PatchingError) as refused:
+        unlisted.contract(target, {})
+    assert refused.value.code == Exit.CANNOT_VERIFY
+    assert "gave no answer (verify exited -9, stderr: Killed)" in str(refused.value)
+
+
+def test_the_contract_runs_with_python_as_given_not_the_interpreter_it_execs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrapper (``--python ./run-python``) may set the environment; ``verify`` runs it as
+    given, and so must ``--allow-unlisted``'s contract run (before: the target's
+    ``sys.executable``, the wrapped interpreter, so another environment could be checked)."""
+    from livekit_agents_patch.install import bounded, environment, unlisted
+
+    wrapper = tmp_path / "run-python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PYTHONPATH", str(make(tmp_path / "site", NEWEST)))
+    target = environment.find(str(wrapper))
+    assert target.command == str(wrapper) and target.python != str(wrapper)
+    ran: list[list[str]] = []
+
+    def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout='{"exit": 0}', stderr="")
+
+    monkeypatch.setattr(bounded, "run", run)
+    unlisted.contract(target, {})
+    assert ran[0][ran[0].index("--python") + 1] == str(wrapper)

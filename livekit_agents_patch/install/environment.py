@@ -197,6 +197,7 @@ def find(python: str | None = None) -> Target:
         dist_root=dist_root if dist_root != root else None,
         files_version=files_version,
         python=found["python"],
+        command=python,
         notes=tuple(notes),
         wheel_version=wheel_version,
     )

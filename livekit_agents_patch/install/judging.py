@@ -110,10 +110,6 @@ def judge(
     return reports
 
 
-def states(target: Target, release: Release | None) -> dict[str, State]:
-    return {r.relative: r.state for r in judge(target, release, read(target))}
-
-
 def describe(report: FileReport, release: Release | None, *, short: bool = False) -> str:
     """One line: the file, its state, and for a foreign edit what was expected and found."""
     line = f"{report.relative if short else report.path}: {report.state.value}"

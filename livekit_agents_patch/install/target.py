@@ -30,6 +30,9 @@ class Target:
     """``__version__`` in ``livekit/agents/version.py``, if readable."""
     python: str | None = None
     """The interpreter the target belongs to, for the commands this tool suggests."""
+    command: str | None = None
+    """``--python`` as given, which child processes run (a wrapper may set the environment);
+    ``None``: this interpreter."""
     notes: tuple[str, ...] = field(default=())
     wheel_version: str | None = None
     """The installed distribution's version when it is a patched wheel's (``1.8.9+fix5359.r1``,

@@ -158,18 +158,28 @@ def contract(target: Target, new: Mapping[str, bytes], examples: int = CONTRACT_
             (overlay / relative).write_bytes(data)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (tmp, env.get("PYTHONPATH"))))
-        python = target.python or sys.executable
+        python = target.command or target.python or sys.executable  # as verify runs it
         command = [sys.executable, "-m", "livekit_agents_patch", "--python", python]
         command += ["verify", "--json", "--examples", str(examples)]
         command += ["--timeout", f"{verify_target.DEFAULT_TIMEOUT:g}"]
         # its own group: stopped here, the nested verify gets SIGTERM and ends its checks
         done = bounded.run(command, timeout=None, grace=10, env=env)
-    result = json.loads(done.stdout)  # under --json the CLI prints exactly one object, always
-    code = result["exit"]
+    try:  # under --json the CLI prints exactly one object, always; unless it was killed
+        result = json.loads(done.stdout)
+        code = result["exit"]
+        trace = result["report"] if code == Exit.VIOLATION else None  # the shrunk trace, in words
+    except (ValueError, KeyError, TypeError):
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or "nothing"
+        raise PatchingError(
+            Exit.CANNOT_VERIFY,
+            f"livekit-agents {target.version} is not in the patch index, and the contract's "
+            f"checks on the patched files gave no answer (verify exited {done.returncode}, "
+            f"stderr: {tail}). Nothing changed. Next: run `livekit-agents-patch verify` in this "
+            "environment to see why, then try again.",
+        ) from None
     if code == Exit.OK:
         return
     if code == Exit.VIOLATION:
-        trace = result["report"]  # the property and the shrunk event trace, in words
         raise PatchingError(
             Exit.VIOLATION,
             f"livekit-agents {target.version} is not in the patch index; every hunk applies, but "

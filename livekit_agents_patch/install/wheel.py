@@ -227,6 +227,7 @@ def _build(
             if recorded.get(rel, "").startswith("sha256=")
         },
         python=python,
+        command=python,
     )
     result, patched = patching.plan(target, contents, reverse=False, allow_unlisted=allow_unlisted)
     entry = patching.release_for(target, contents=contents, allow_unlisted=allow_unlisted)

@@ -217,6 +217,7 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
         if data is None:
             raise PatchingError(Exit.FOREIGN_EDIT, f"expected the file {path}, found none")
         original[relative] = data
+    committing = False
     try:
         for relative, data in new.items():
             ownfiles.write_temp(paths[relative], data, like=os.stat(paths[relative]))
@@ -224,31 +225,58 @@ def write_both(target: Target, operation: str, new: dict[str, bytes]) -> None:
         for relative, path in paths.items():
             os.replace(ownfiles.temp_name(path), path)
             _drop_bytecode(target, relative)
-        _fsync_dir(_directory(target))
-    except BaseException as e:
+        # from the last write to the commit no signal may land unhandled: a Stopped raised as
+        # the hold begins is still inside this try (rolled back); once it holds, the commit runs
         with stopping.deferred():
-            _roll_back(target, paths, original, e)
+            committing = True
+            _fsync_dir(_directory(target))
+            _commit(target, paths, original, new)
+    except BaseException as e:
+        if committing:  # the commit decided (and rolled back itself where it had to)
+            raise
+        _held_roll_back(target, paths, original, e)
         if isinstance(e, OSError):
             raise _failed(target, e) from e
         raise
-    with stopping.deferred():  # the commit: checked by hash, then the journal goes
+
+
+def _commit(
+    target: Target, paths: dict[str, Path], original: dict[str, bytes], new: dict[str, bytes]
+) -> None:
+    """Both files checked by hash, then the journal goes (signals held by the caller)."""
+    try:
+        _check(target, new, "written")
+    except OSError as e:
+        _roll_back(target, paths, original, e)
+        raise _failed(target, e) from e
+    try:
+        os.unlink(_journal_path(target))
+    except OSError as e:
+        where = _journal_path(target)
+        raise PatchingError(
+            Exit.IO_ERROR,
+            f"both files were written and checked by hash, but the journal {where} could "
+            f"not be removed: {e.strerror or e} ({writable.cause(e, where)}); while it is "
+            "there, the next apply or revert rolls the files back first. Next: "
+            f"{writable.remedy(e, where)}, then run the same command again.",
+        ) from e
+    _fsync_dir(_directory(target))
+
+
+def _held_roll_back(
+    target: Target, paths: dict[str, Path], original: dict[str, bytes], e: BaseException
+) -> None:
+    """``_roll_back`` with the signals held; one that lands as the hold begins (before it
+    holds) starts it again, and one held during it is raised once it is done."""
+    done = False
+    while not done:
         try:
-            _check(target, new, "written")
-        except OSError as e:
-            _roll_back(target, paths, original, e)
-            raise _failed(target, e) from e
-        try:
-            os.unlink(_journal_path(target))
-        except OSError as e:
-            where = _journal_path(target)
-            raise PatchingError(
-                Exit.IO_ERROR,
-                f"both files were written and checked by hash, but the journal {where} could "
-                f"not be removed: {e.strerror or e} ({writable.cause(e, where)}); while it is "
-                "there, the next apply or revert rolls the files back first. Next: "
-                f"{writable.remedy(e, where)}, then run the same command again.",
-            ) from e
-        _fsync_dir(_directory(target))
+            with stopping.deferred():
+                _roll_back(target, paths, original, e)
+                done = True
+        except stopping.Stopped:
+            if done:
+                raise
 
 
 def _roll_back(
