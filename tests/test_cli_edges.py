@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,38 @@ def test_verify_times_out_with_exit_9_naming_the_step_and_leaves_nothing(tmp_pat
         assert cli("verify", "--timeout", bad, root=site).returncode == Exit.USAGE
 
 
+def _stopped_while_the_checks_hang(
+    argv: list[str],
+    env: dict[str, str],
+    pid_file: Path,
+    signum: signal.Signals,
+    while_running: Callable[[], object] = lambda: None,
+) -> tuple[int, str, str]:
+    """Run the CLI with ``argv``; once the checks wrote their pid (they hang in the import),
+    call ``while_running`` and send ``signum``; the exit code and output."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "livekit_agents_patch", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        while_running()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    return process.returncode, out, err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_verify_kills_its_checks_and_removes_its_temp_dir(
     tmp_path: Path, signum: signal.Signals
@@ -186,26 +219,17 @@ def test_a_stopped_verify_kills_its_checks_and_removes_its_temp_dir(
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\n{PYTHON} "$@"\nexit $?\n', encoding="utf-8")
     wrapper.chmod(0o755)
-    process = subprocess.Popen(
-        [PYTHON, "-m", "livekit_agents_patch", "--python", str(wrapper), "verify", "--json"],
-        env=cli_env(site, {"TMPDIR": str(temp)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd="/",
+    argv = ["--python", str(wrapper), "verify", "--json"]
+    lent: list[Path] = []
+    code, out, err = _stopped_while_the_checks_hang(
+        argv,
+        cli_env(site, {"TMPDIR": str(temp)}),
+        pid_file,
+        signum,
+        lambda: lent.extend(temp.iterdir()),
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text()):  # the checks hang in the import
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-        assert list(temp.iterdir()) != []  # the lent copy, while they run
-        process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == 128 + signum, err
+    assert lent != []  # the lent copy, while they run
+    assert code == 128 + signum, err
     assert f"stopped by {signum.name}" in out
     assert _gone(int(pid_file.read_text())), "the checks process outlived verify"
     assert list(temp.iterdir()) == []
@@ -313,25 +337,9 @@ def test_a_stopped_unlisted_contract_run_leaves_no_process_and_no_temp_dir(
     )
     temp = tmp_path / "tmp"
     temp.mkdir()
-    process = subprocess.Popen(
-        [PYTHON, "-m", "livekit_agents_patch", "check", "--allow-unlisted", "--json"],
-        env=cli_env(root, {"TMPDIR": str(temp)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd="/",
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text()):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == 143, out + err
+    argv = ["check", "--allow-unlisted", "--json"]
+    env = cli_env(root, {"TMPDIR": str(temp)})
+    code, out, err = _stopped_while_the_checks_hang(argv, env, pid_file, signal.SIGTERM)
+    assert code == 143, out + err
     assert _gone(int(pid_file.read_text())), "the contract's checks outlived the command"
     assert list(temp.iterdir()) == []
