@@ -186,7 +186,9 @@ def _add_scan(commands: Any) -> None:
         "a file or directory that cannot be read or parsed. Exit 0: no warning and no error "
         "(among the selected findings); 1: either; 2: usage.",
     )
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    scan.add_argument(
+        "paths", nargs="+", type=scan_path, metavar="PATH", help="files or directories"
+    )
     output = scan.add_mutually_exclusive_group()
     output.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
@@ -269,6 +271,16 @@ def interpreter(value: str) -> str:
         "the target's interpreter",
         '--python "$APP_PY"',
         "pass the path of the environment's python, or leave --python out to mean this interpreter",
+    )
+
+
+def scan_path(value: str) -> str:
+    """``scan``'s paths: an empty one is not the working directory (it read as "." before)."""
+    return _given(
+        value,
+        "a file or directory to scan",
+        'scan "$SRC"',
+        "pass the directory of your agent's code (or its .py files)",
     )
 
 

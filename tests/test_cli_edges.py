@@ -343,3 +343,12 @@ def test_a_stopped_unlisted_contract_run_leaves_no_process_and_no_temp_dir(
     assert code == 143, out + err
     assert _gone(int(pid_file.read_text())), "the contract's checks outlived the command"
     assert list(temp.iterdir()) == []
+
+
+def test_an_empty_scan_path_is_a_usage_error_naming_it() -> None:
+    """Before: ``scan ""`` said "no such file or directory: ." (the empty value read as the
+    working directory's name)."""
+    done = cli("scan", "", "--json")
+    data = json_of(done)
+    assert done.returncode == Exit.USAGE
+    assert "expected a file or directory to scan, found an empty value ('')" in str(data["error"])
